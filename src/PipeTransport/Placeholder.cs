@@ -1,0 +1,3 @@
+namespace PipeTransport;
+/// <summary>x</summary>
+public static class Placeholder { }
