@@ -1,0 +1,46 @@
+namespace PipeTransport.Bridge;
+
+/// <summary>One side of the bridge, as written on the command line (socat-like grammar).</summary>
+internal abstract record Address(string Text)
+{
+    /// <summary>True for addresses that wait for peers (<c>unix-listen</c>, <c>tcp-listen</c>).</summary>
+    public virtual bool IsListener => false;
+
+    public override string ToString() => Text;
+}
+
+/// <summary><c>fifo:PATH</c>: a named pipe, created with mode 0600 if missing.</summary>
+internal sealed record FifoAddress(string Text, string Path) : Address(Text);
+
+/// <summary><c>stdio</c>: read stdin, write stdout.</summary>
+internal sealed record StdioAddress(string Text) : Address(Text);
+
+/// <summary><c>fd:N</c>: an inherited file descriptor.</summary>
+internal sealed record FdAddress(string Text, int Fd) : Address(Text);
+
+/// <summary><c>file:PATH</c>: a regular file (or device): read from it, or create/truncate it for writing.</summary>
+internal sealed record FileAddress(string Text, string Path) : Address(Text);
+
+/// <summary><c>unix:PATH</c>: connect to a Unix stream socket.</summary>
+internal sealed record UnixConnectAddress(string Text, string Path) : Address(Text);
+
+/// <summary><c>unix-listen:PATH</c>: listen on a Unix stream socket.</summary>
+internal sealed record UnixListenAddress(string Text, string Path) : Address(Text)
+{
+    public override bool IsListener => true;
+}
+
+/// <summary><c>tcp:HOST:PORT</c>: connect over TCP.</summary>
+internal sealed record TcpConnectAddress(string Text, string Host, int Port) : Address(Text);
+
+/// <summary><c>tcp-listen:[HOST:]PORT</c>: listen on TCP (all IPv4 interfaces when HOST is omitted).</summary>
+internal sealed record TcpListenAddress(string Text, string? Host, int Port) : Address(Text)
+{
+    public override bool IsListener => true;
+}
+
+/// <summary><c>A!!B</c>: read from <see cref="Read"/>, write to <see cref="Write"/>.</summary>
+internal sealed record SplitAddress(string Text, Address Read, Address Write) : Address(Text)
+{
+    public override bool IsListener => Read.IsListener;
+}

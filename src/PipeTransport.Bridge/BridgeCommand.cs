@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+
+namespace PipeTransport.Bridge;
+
+/// <summary>The System.CommandLine definition of <c>pipebridge [options] ADDRESS1 ADDRESS2</c>.</summary>
+internal sealed class BridgeCommand
+{
+    private readonly Option<bool> _unidirectional = new("-u", "--unidirectional")
+    {
+        Description = "Copy only from ADDRESS1 to ADDRESS2",
+    };
+
+    private readonly Option<int> _blockSize = new("-b", "--block-size")
+    {
+        Description = "Block size: bytes per read/write or splice call (65536, 64k, 1m)",
+        HelpName = "SIZE",
+        DefaultValueFactory = _ => BridgeOptions.DefaultBlockSize,
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            if (ByteSize.TryParse(text, out int size)) return size;
+            result.AddError($"bad block size '{text}' (expected e.g. 65536, 64k, 1m; at most 256m)");
+            return 0;
+        },
+    };
+
+    private readonly Option<bool> _fork = new("--fork")
+    {
+        Description = "Serve many connections at once on the listen ADDRESS1, each bridged to a fresh ADDRESS2",
+    };
+
+    private readonly Option<bool> _stats = new("--stats")
+    {
+        Description = "Show a progress line on stderr (bytes, rate, elapsed) and a summary at the end",
+    };
+
+    private readonly Option<bool> _verbose = new("-v", "--verbose")
+    {
+        Description = "Report listening addresses and accepted connections on stderr",
+    };
+
+    private readonly Option<Engine> _engine = new("--engine")
+    {
+        Description = "auto: splice between pipes and sockets, copy otherwise; splice: kernel-side only; copy: through FdConnection pipes",
+        DefaultValueFactory = _ => Engine.Auto,
+        HelpName = "auto|splice|copy",
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            switch (text.ToLowerInvariant())
+            {
+                case "auto": return Engine.Auto;
+                case "splice": return Engine.Splice;
+                case "copy": return Engine.Copy;
+                default:
+                    result.AddError($"bad engine '{text}' (expected auto, splice or copy)");
+                    return Engine.Auto;
+            }
+        },
+    };
+
+    private readonly Argument<string> _first = new("ADDRESS1") { Description = "First address (see Addresses below)" };
+    private readonly Argument<string> _second = new("ADDRESS2") { Description = "Second address" };
+
+    public RootCommand Root { get; }
+
+    public BridgeCommand()
+    {
+        Root = new RootCommand(HelpText.Description)
+        {
+            _unidirectional, _blockSize, _fork, _stats, _verbose, _engine, _first, _second,
+        };
+        foreach (Option option in Root.Options)
+        {
+            if (option is HelpOption help && help.Action is HelpAction builtIn)
+                help.Action = new GrammarHelpAction(builtIn);
+        }
+    }
+
+    /// <summary>True when the parse selected --help or --version rather than a bridge.</summary>
+    public static bool IsBuiltInAction(ParseResult parseResult) =>
+        parseResult.Action is GrammarHelpAction
+        || parseResult.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "--version");
+
+    /// <summary>Turns a successful parse into options; address and combination errors throw <see cref="UsageException"/>.</summary>
+    public BridgeOptions Bind(ParseResult parseResult)
+    {
+        Address first = AddressParser.Parse(parseResult.GetRequiredValue(_first));
+        Address second = AddressParser.Parse(parseResult.GetRequiredValue(_second));
+        bool fork = parseResult.GetValue(_fork);
+        if (fork && !first.IsListener)
+            throw new UsageException("--fork needs a listen address (unix-listen:, tcp-listen:) as ADDRESS1");
+        if (second.IsListener && (first.IsListener || fork))
+            throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
+        return new BridgeOptions(
+            first,
+            second,
+            parseResult.GetValue(_unidirectional),
+            parseResult.GetValue(_blockSize),
+            fork,
+            parseResult.GetValue(_stats),
+            parseResult.GetValue(_verbose),
+            parseResult.GetValue(_engine));
+    }
+
+    /// <summary>The generated help followed by the address grammar and examples.</summary>
+    private sealed class GrammarHelpAction(HelpAction builtIn) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            int result = builtIn.Invoke(parseResult);
+            parseResult.InvocationConfiguration.Output.WriteLine(HelpText.Grammar);
+            return result;
+        }
+    }
+}
