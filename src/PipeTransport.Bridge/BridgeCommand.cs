@@ -94,10 +94,16 @@ internal sealed class BridgeCommand
             throw new UsageException("--fork needs a listen address (unix-listen:, tcp-listen:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
+        bool unidirectional = parseResult.GetValue(_unidirectional);
+        if (!unidirectional && (first is FifoAddress || second is FifoAddress))
+        {
+            Address fifo = first is FifoAddress ? first : second;
+            throw new UsageException($"'{fifo}' carries one direction only: add -u, or give both directions as fifo:IN!!fifo:OUT");
+        }
         return new BridgeOptions(
             first,
             second,
-            parseResult.GetValue(_unidirectional),
+            unidirectional,
             parseResult.GetValue(_blockSize),
             fork,
             parseResult.GetValue(_stats),

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+
+namespace PipeTransport.Bridge.Tests;
+
+/// <summary>pipebridge running as a real child process (<c>dotnet pipebridge.dll ARGS</c>), stderr captured line by line.</summary>
+internal sealed partial class BridgeProcess : IAsyncDisposable
+{
+    public static readonly string DllPath = typeof(BridgeProcess).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "PipeBridgeDll").Value!;
+
+    private readonly Process _process;
+    private readonly Channel<string> _stderrLines = Channel.CreateUnbounded<string>();
+    private readonly List<string> _stderr = [];
+    private readonly TaskCompletionSource _stderrClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Stopwatch Elapsed { get; } = Stopwatch.StartNew();
+
+    private BridgeProcess(Process process) => _process = process;
+
+    public Process Process => _process;
+
+    public static BridgeProcess Start(params string[] args) => Start(args, redirectStdio: false);
+
+    public static BridgeProcess Start(IEnumerable<string> args, bool redirectStdio)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardError = true,
+            RedirectStandardInput = redirectStdio,
+            RedirectStandardOutput = redirectStdio,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(DllPath);
+        foreach (string arg in args) info.ArgumentList.Add(arg);
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+        var bridge = new BridgeProcess(process);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                bridge._stderrLines.Writer.TryComplete();
+                bridge._stderrClosed.TrySetResult();
+                return;
+            }
+            lock (bridge._stderr) bridge._stderr.Add(e.Data);
+            bridge._stderrLines.Writer.TryWrite(e.Data);
+        };
+        process.Start();
+        process.BeginErrorReadLine();
+        return bridge;
+    }
+
+    /// <summary>Everything written to stderr so far.</summary>
+    public string Stderr
+    {
+        get { lock (_stderr) return string.Join('\n', _stderr); }
+    }
+
+    /// <summary>Waits for the "listening on ADDRESS" line that -v prints once the socket accepts connections.</summary>
+    public async Task<string> WaitListeningAsync(CancellationToken cancellationToken)
+    {
+        await foreach (string line in _stderrLines.Reader.ReadAllAsync(cancellationToken))
+        {
+            Match m = ListeningLine().Match(line);
+            if (m.Success) return m.Groups[1].Value;
+        }
+        throw new InvalidOperationException($"pipebridge exited without listening: {Stderr}");
+    }
+
+    /// <summary>Waits for the "listening" line of a tcp-listen address and returns its port.</summary>
+    public async Task<int> WaitTcpPortAsync(CancellationToken cancellationToken)
+    {
+        string address = await WaitListeningAsync(cancellationToken);
+        return int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public async Task<int> WaitExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        await _stderrClosed.Task.WaitAsync(cancellationToken);
+        Elapsed.Stop();
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    [GeneratedRegex(@"listening on (\S+)")]
+    private static partial Regex ListeningLine();
+}
