@@ -1,10 +1,154 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
 namespace PipeTransport.Bridge;
 
+/// <summary>Runs a parsed command line: opens the addresses, bridges them, maps the outcome to an exit code.</summary>
 internal static class BridgeRunner
 {
-    public static int Run(BridgeOptions options)
+    public static int Run(BridgeOptions options) => RunAsync(options, Console.Error).GetAwaiter().GetResult();
+
+    private static async Task<int> RunAsync(BridgeOptions options, TextWriter log)
     {
-        Console.Error.WriteLine(options);
-        return 0;
+        var createdPaths = new CreatedPaths();
+        using var stop = new CancellationTokenSource();
+        int exitOnSignal = 0;
+        void OnSignal(PosixSignalContext context, int exitCode)
+        {
+            // Stop through cancellation so connections close and created files are removed.
+            context.Cancel = true;
+            Interlocked.CompareExchange(ref exitOnSignal, exitCode, 0);
+            stop.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => OnSignal(c, ExitCodes.Interrupted));
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => OnSignal(c, ExitCodes.Terminated));
+
+        var opener = new AddressOpener(options, createdPaths, log);
+        try
+        {
+            await using var stats = new TransferStats(options.Stats, log);
+            try
+            {
+                if (options.Fork) await ServeAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
+                else await BridgeOnceAsync(options, opener, stats, stop.Token).ConfigureAwait(false);
+                return ExitCodes.Success;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return Volatile.Read(ref exitOnSignal);
+            }
+            catch (BridgeFailure failure)
+            {
+                log.WriteLine($"{Program.Name}: {failure.Message}");
+                return ExitCodes.IoError;
+            }
+            catch (UsageException usage)
+            {
+                log.WriteLine($"{Program.Name}: {usage.Message}");
+                return ExitCodes.Usage;
+            }
+        }
+        finally
+        {
+            createdPaths.RemoveAll();
+        }
+    }
+
+    private static async Task BridgeOnceAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
+        CancellationToken cancellationToken)
+    {
+        (Role firstRole, Role secondRole) = options.Unidirectional ? (Role.Read, Role.Write) : (Role.Both, Role.Both);
+        using var openFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Both addresses open at once (a listener is bound before the other side's peer is awaited);
+        // the first failure cancels the other open.
+        async Task<OpenedAddress> OpenOrCancelOther(Address address, Role role)
+        {
+            try
+            {
+                return await opener.OpenAsync(address, role, openFailed.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                openFailed.Cancel();
+                throw;
+            }
+        }
+        Task<OpenedAddress> first = OpenOrCancelOther(options.First, firstRole);
+        Task<OpenedAddress> second = OpenOrCancelOther(options.Second, secondRole);
+        try
+        {
+            await Task.WhenAll(first, second).ConfigureAwait(false);
+        }
+        catch
+        {
+            await Task.WhenAll(first, second).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            if (first.IsCompletedSuccessfully) await first.Result.DisposeAsync().ConfigureAwait(false);
+            if (second.IsCompletedSuccessfully) await second.Result.DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            Exception error = new[] { first, second }
+                .Select(t => t.Exception?.InnerException)
+                .FirstOrDefault(e => e is not null and not OperationCanceledException)
+                ?? new OperationCanceledException();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+        await using OpenedAddress a = first.Result;
+        await using OpenedAddress b = second.Result;
+        await BridgeSession.RunAsync(a, b, options, stats, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
+        TextWriter log, CancellationToken cancellationToken)
+    {
+        Role secondRole = options.Unidirectional ? Role.Write : Role.Both;
+        var sessions = new ConcurrentDictionary<Task, bool>();
+        var active = new ConcurrentDictionary<FdConnection, bool>();
+        await using (FdListener listener = opener.Listen(options.First))
+        {
+            try
+            {
+                while (true)
+                {
+                    FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                    if (accepted is null) break;
+                    active[accepted] = true;
+                    Task session = ServeOneAsync(accepted);
+                    sessions[session] = true;
+                    _ = session.ContinueWith(t => sessions.TryRemove(t, out _), TaskScheduler.Default);
+                }
+            }
+            finally
+            {
+                foreach (FdConnection connection in active.Keys) connection.Abort();
+                await Task.WhenAll(sessions.Keys).ConfigureAwait(false);
+            }
+        }
+
+        async Task ServeOneAsync(FdConnection accepted)
+        {
+            await Task.Yield();
+            try
+            {
+                await using var first = new OpenedAddress(options.First, accepted, options.First,
+                    options.Unidirectional ? null : accepted);
+                await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
+                await BridgeSession.RunAsync(first, second, options, stats, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BridgeFailure failure)
+            {
+                // One connection's failure is reported; the listener keeps serving.
+                log.WriteLine($"{Program.Name}: {failure.Message}");
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception e)
+            {
+                log.WriteLine($"{Program.Name}: {options.First}: {e.Message}");
+            }
+            finally
+            {
+                active.TryRemove(accepted, out _);
+            }
+        }
     }
 }

@@ -25,16 +25,21 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
 
     public static BridgeProcess Start(params string[] args) => Start(args, redirectStdio: false);
 
-    public static BridgeProcess Start(IEnumerable<string> args, bool redirectStdio)
+    public static BridgeProcess Start(IEnumerable<string> args, bool redirectStdio) =>
+        StartProgram("dotnet", [DllPath, .. args], redirectStdio);
+
+    /// <summary>socat with -d -d (so it reports "listening on ..."), stdin and stdout redirected.</summary>
+    public static BridgeProcess StartSocat(params string[] args) => StartProgram("socat", ["-d", "-d", .. args], redirectStdio: true);
+
+    public static BridgeProcess StartProgram(string program, IEnumerable<string> args, bool redirectStdio)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(program)
         {
             RedirectStandardError = true,
             RedirectStandardInput = redirectStdio,
             RedirectStandardOutput = redirectStdio,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(DllPath);
         foreach (string arg in args) info.ArgumentList.Add(arg);
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var bridge = new BridgeProcess(process);
@@ -61,15 +66,21 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
     }
 
     /// <summary>Waits for the "listening on ADDRESS" line that -v prints once the socket accepts connections.</summary>
-    public async Task<string> WaitListeningAsync(CancellationToken cancellationToken)
+    public Task<string> WaitListeningAsync(CancellationToken cancellationToken) => WaitLineAsync(ListeningLine(), cancellationToken);
+
+    /// <summary>Waits for a stderr line matching <paramref name="pattern"/>; returns its first group.</summary>
+    public async Task<string> WaitLineAsync(Regex pattern, CancellationToken cancellationToken)
     {
         await foreach (string line in _stderrLines.Reader.ReadAllAsync(cancellationToken))
         {
-            Match m = ListeningLine().Match(line);
+            Match m = pattern.Match(line);
             if (m.Success) return m.Groups[1].Value;
         }
-        throw new InvalidOperationException($"pipebridge exited without listening: {Stderr}");
+        throw new InvalidOperationException($"exited before printing /{pattern}/: {Stderr}");
     }
+
+    /// <summary>Sends a signal (SIGTERM, SIGINT) the way a shell or service manager would.</summary>
+    public void Signal(Mono.Unix.Native.Signum signal) => Mono.Unix.Native.Syscall.kill(_process.Id, signal);
 
     /// <summary>Waits for the "listening" line of a tcp-listen address and returns its port.</summary>
     public async Task<int> WaitTcpPortAsync(CancellationToken cancellationToken)
@@ -96,6 +107,6 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    [GeneratedRegex(@"listening on (\S+)")]
+    [GeneratedRegex(@"listening on (.+)$")]
     private static partial Regex ListeningLine();
 }

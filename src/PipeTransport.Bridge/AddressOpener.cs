@@ -1,0 +1,161 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
+
+namespace PipeTransport.Bridge;
+
+/// <summary>Opens addresses as <see cref="FdConnection"/>s; every failure becomes a <see cref="BridgeFailure"/> naming the address.</summary>
+internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdPaths, TextWriter log)
+{
+    public FdConnectionOptions ConnectionOptions { get; } = new()
+    {
+        BufferSize = options.BlockSize,
+    };
+
+    /// <summary>Opens <paramref name="address"/> for <paramref name="role"/>; a listen address accepts one connection.</summary>
+    public async Task<OpenedAddress> OpenAsync(Address address, Role role, CancellationToken cancellationToken)
+    {
+        if (address is SplitAddress split)
+        {
+            FdConnection? reader = null, writer = null;
+            try
+            {
+                if (role.HasFlag(Role.Read)) reader = await OpenConnectionAsync(split.Read, Role.Read, cancellationToken).ConfigureAwait(false);
+                if (role.HasFlag(Role.Write)) writer = await OpenConnectionAsync(split.Write, Role.Write, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                if (reader is not null) await reader.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+            return new OpenedAddress(split.Read, reader, split.Write, writer);
+        }
+        FdConnection connection = await OpenConnectionAsync(address, role, cancellationToken).ConfigureAwait(false);
+        return new OpenedAddress(address, role.HasFlag(Role.Read) ? connection : null,
+            address, role.HasFlag(Role.Write) ? connection : null);
+    }
+
+    /// <summary>Binds a listen address and reports it with -v ("listening on ...").</summary>
+    public FdListener Listen(Address address)
+    {
+        try
+        {
+            EndPoint endPoint = address switch
+            {
+                UnixListenAddress unix => new UnixDomainSocketEndPoint(unix.Path),
+                TcpListenAddress tcp => new IPEndPoint(ResolveListenHost(tcp), tcp.Port),
+                _ => throw new InvalidOperationException($"{address} is not a listen address"),
+            };
+            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions });
+            if (address is UnixListenAddress bound) createdPaths.Add(bound.Path);
+            if (options.Verbose || options.Stats)
+                log.WriteLine($"{Program.Name}: listening on {Describe(address, listener.LocalEndPoint)}");
+            return listener;
+        }
+        catch (Exception e) when (e is not BridgeFailure and not OperationCanceledException)
+        {
+            throw BridgeFailure.From(address, e);
+        }
+    }
+
+    private async Task<FdConnection> OpenConnectionAsync(Address address, Role role, CancellationToken cancellationToken)
+    {
+        try
+        {
+            switch (address)
+            {
+                case FifoAddress fifo:
+                    return await OpenFifoAsync(fifo, role, cancellationToken).ConfigureAwait(false);
+                case StdioAddress:
+                    return role switch
+                    {
+                        Role.Read => FdConnection.FromFd(new SafeFileHandle(0, ownsHandle: true), ConnectionOptions),
+                        Role.Write => FdConnection.FromFd(new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
+                        _ => FdConnection.FromFds(new SafeFileHandle(0, ownsHandle: true), new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
+                    };
+                case FdAddress fd:
+                    return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
+                case FileAddress file:
+                    return FdConnection.FromFd(OpenFile(file.Path, role), ConnectionOptions);
+                case UnixConnectAddress unix:
+                    return await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(unix.Path), ConnectionOptions, cancellationToken).ConfigureAwait(false);
+                case TcpConnectAddress tcp:
+                    return await ConnectTcpAsync(tcp, cancellationToken).ConfigureAwait(false);
+                case UnixListenAddress or TcpListenAddress:
+                {
+                    await using FdListener listener = Listen(address);
+                    FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                    return accepted ?? throw new OperationCanceledException(cancellationToken);
+                }
+                default:
+                    throw new InvalidOperationException($"cannot open {address}");
+            }
+        }
+        catch (Exception e) when (e is not BridgeFailure and not OperationCanceledException)
+        {
+            throw BridgeFailure.From(address, e);
+        }
+    }
+
+    private static SafeFileHandle OpenFile(string path, Role role) => role switch
+    {
+        Role.Read => File.OpenHandle(path, FileMode.Open, FileAccess.Read),
+        Role.Write => File.OpenHandle(path, FileMode.Create, FileAccess.Write),
+        _ => File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite),
+    };
+
+    private async Task<FdConnection> ConnectTcpAsync(TcpConnectAddress tcp, CancellationToken cancellationToken)
+    {
+        IPAddress[] candidates = IPAddress.TryParse(tcp.Host, out IPAddress? literal)
+            ? [literal]
+            : await Dns.GetHostAddressesAsync(tcp.Host, cancellationToken).ConfigureAwait(false);
+        Exception? last = null;
+        foreach (IPAddress candidate in candidates)
+        {
+            try
+            {
+                return await FdConnection.ConnectAsync(new IPEndPoint(candidate, tcp.Port), ConnectionOptions, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PipeTransportException e)
+            {
+                last = e;
+            }
+        }
+        throw last ?? new BridgeFailure(tcp, "resolve: no address found");
+    }
+
+    private static IPAddress ResolveListenHost(TcpListenAddress tcp)
+    {
+        if (tcp.Host is null) return IPAddress.Any;
+        if (IPAddress.TryParse(tcp.Host, out IPAddress? literal)) return literal;
+        IPAddress[] addresses = Dns.GetHostAddresses(tcp.Host);
+        return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+            ?? addresses.FirstOrDefault()
+            ?? throw new BridgeFailure(tcp, "resolve: no address found");
+    }
+
+    private static string Describe(Address address, EndPoint endPoint) => endPoint switch
+    {
+        IPEndPoint ip when ip.AddressFamily == AddressFamily.InterNetworkV6 => $"tcp-listen:[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"tcp-listen:{ip.Address}:{ip.Port}",
+        _ => address.Text,
+    };
+
+    private async Task<FdConnection> OpenFifoAsync(FifoAddress fifo, Role role, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(fifo.Path) && !Directory.Exists(fifo.Path))
+        {
+            try
+            {
+                Fifo.Create(fifo.Path);
+                createdPaths.Add(fifo.Path);
+                if (options.Verbose) log.WriteLine($"{Program.Name}: created {fifo}");
+            }
+            catch (PipeTransportException e) when (e.Errno == Mono.Unix.Native.Errno.EEXIST)
+            {
+                // Someone else made it between the check and mkfifo: use theirs.
+            }
+        }
+        return await FifoEnds.OpenAsync(fifo.Path, role, ConnectionOptions, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,36 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace PipeTransport.Bridge;
+
+/// <summary>An I/O error on one address: exit code 1 and one line "pipebridge: ADDRESS: OPERATION: ERRNO (message)".</summary>
+internal sealed class BridgeFailure(Address address, string detail, Exception? inner = null)
+    : Exception($"{address}: {detail}", inner)
+{
+    public Address Address { get; } = address;
+
+    /// <summary>Describes <paramref name="error"/> as a failure of <paramref name="address"/>.</summary>
+    public static BridgeFailure From(Address address, Exception error) => error switch
+    {
+        BridgeFailure failure => failure,
+        PipeTransportException e => new BridgeFailure(address, $"{e.Operation}: {Describe((int)e.Errno)}", e),
+        SocketException e => new BridgeFailure(address, $"{OperationOf(e)}: {Describe(e.SocketErrorCode, e)}", e),
+        _ => new BridgeFailure(address, error.Message, error),
+    };
+
+    /// <summary>"ECONNREFUSED (Connection refused)".</summary>
+    public static string Describe(int errno)
+    {
+        string name = Enum.IsDefined(typeof(Mono.Unix.Native.Errno), errno)
+            ? ((Mono.Unix.Native.Errno)errno).ToString()
+            : "errno " + errno;
+        return $"{name} ({Marshal.GetPInvokeErrorMessage(errno)})";
+    }
+
+    private static string Describe(SocketError error, SocketException e) =>
+        e.NativeErrorCode > 0 && e.NativeErrorCode < 4096 ? Describe(e.NativeErrorCode) : $"{error} ({e.Message})";
+
+    private static string OperationOf(SocketException e) =>
+        e.SocketErrorCode == SocketError.HostNotFound || e.SocketErrorCode == SocketError.TryAgain || e.SocketErrorCode == SocketError.NoData
+            ? "resolve" : "socket";
+}

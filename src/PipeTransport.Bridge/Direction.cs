@@ -1,0 +1,104 @@
+using System.Buffers;
+using System.IO.Pipelines;
+
+namespace PipeTransport.Bridge;
+
+/// <summary>
+/// One direction of the bridge: bytes from <see cref="Source"/>'s Input to <see cref="Destination"/>'s
+/// Output until end of stream, then the destination's write side is half-closed by completing its Output.
+/// </summary>
+internal sealed class Direction(
+    Address sourceAddress, FdConnection source, Address destinationAddress, FdConnection destination,
+    BridgeOptions options, TransferStats stats)
+{
+    public FdConnection Source => source;
+    public FdConnection Destination => destination;
+
+    /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets.</summary>
+    public Engine ChooseEngine()
+    {
+        if (options.Engine == Engine.Copy) return Engine.Copy;
+        bool spliceable = SpliceCopier.CanSplice(source.InputFd) && SpliceCopier.CanSplice(destination.OutputFd);
+        if (spliceable) return Engine.Splice;
+        if (options.Engine == Engine.Splice)
+            throw new UsageException($"--engine splice needs pipes, FIFOs or sockets; '{sourceAddress} -> {destinationAddress}' has another kind of fd (use --engine copy)");
+        return Engine.Copy;
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (ChooseEngine() == Engine.Splice) await SpliceAsync(cancellationToken).ConfigureAwait(false);
+        else await CopyAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Flushes what is left, then shutdown(SHUT_WR) on a socket or close of a pipe's write end.
+            await destination.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw BridgeFailure.From(destinationAddress, e);
+        }
+    }
+
+    private async Task SpliceAsync(CancellationToken cancellationToken)
+    {
+        using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.BlockSize,
+            sourceAddress.Text, destinationAddress.Text);
+        using IDisposable tracking = stats.Track(() => copier.BytesCopied);
+        try
+        {
+            await copier.CopyToEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PipeTransportException e)
+        {
+            throw BridgeFailure.From(e.Target == destinationAddress.Text ? destinationAddress : sourceAddress, e);
+        }
+    }
+
+    private async Task CopyAsync(CancellationToken cancellationToken)
+    {
+        var counter = new ByteCounter();
+        using IDisposable tracking = stats.Track(() => counter.Value);
+        PipeReader input = source.Input;
+        PipeWriter output = destination.Output;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw BridgeFailure.From(sourceAddress, e);
+            }
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            long length = buffer.Length;
+            if (length > 0)
+            {
+                foreach (ReadOnlyMemory<byte> segment in buffer)
+                    output.Write(segment.Span);
+            }
+            input.AdvanceTo(buffer.End);
+            if (length > 0)
+            {
+                FlushResult flush;
+                try
+                {
+                    flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw BridgeFailure.From(destinationAddress, e);
+                }
+                counter.Add(length);
+                // The connection stopped taking bytes: its send loop met EPIPE/ECONNRESET.
+                if (flush.IsCompleted)
+                    throw new BridgeFailure(destinationAddress, $"write: {BridgeFailure.Describe((int)Mono.Unix.Native.Errno.EPIPE)}");
+            }
+            if (result.IsCompleted || result.IsCanceled)
+                break;
+        }
+        await input.CompleteAsync().ConfigureAwait(false);
+    }
+}

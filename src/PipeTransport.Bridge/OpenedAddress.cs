@@ -1,0 +1,33 @@
+namespace PipeTransport.Bridge;
+
+/// <summary>
+/// An address once opened: the connection the bridge reads (its Input) and the connection it
+/// writes (its Output). Both are the same connection except for <c>A!!B</c> addresses.
+/// </summary>
+internal sealed class OpenedAddress : IAsyncDisposable
+{
+    public OpenedAddress(Address readAddress, FdConnection? reader, Address writeAddress, FdConnection? writer)
+    {
+        ReadAddress = readAddress;
+        Reader = reader;
+        WriteAddress = writeAddress;
+        Writer = writer;
+    }
+
+    public Address ReadAddress { get; }
+    public FdConnection? Reader { get; }
+    public Address WriteAddress { get; }
+    public FdConnection? Writer { get; }
+
+    public void Abort(Exception? reason)
+    {
+        Reader?.Abort(reason);
+        if (!ReferenceEquals(Reader, Writer)) Writer?.Abort(reason);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Reader is not null) await Reader.DisposeAsync().ConfigureAwait(false);
+        if (Writer is not null && !ReferenceEquals(Reader, Writer)) await Writer.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Sockets;
+using Mono.Unix.Native;
+using NUnit.Framework;
+
+namespace PipeTransport.Bridge.Tests;
+
+/// <summary>--fork: one listener, many concurrent connections, each bridged to a fresh ADDRESS2.</summary>
+[TestFixture("copy")]
+[TestFixture("splice")]
+public sealed class ForkTests(string engine)
+{
+    private const int Clients = 50;
+    private const long PerClient = 256 * 1024;
+
+    [Test, CancelAfter(60_000)]
+    public async Task FiftyConcurrentClientsThroughTcpToUnixEcho(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string echoPath = dir["echo.sock"];
+        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
+        echoServer.Listen(128);
+        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task echoing = EchoServerAsync(echoServer, stopEcho.Token);
+
+        await using var bridge = BridgeProcess.Start("--fork", "-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        int port = await bridge.WaitTcpPortAsync(cancellationToken);
+
+        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async client =>
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
+            var stream = new NetworkStream(socket, ownsSocket: false);
+            Task<byte[]> sent = IntegrityTests.SendThenShutdownAsync(socket, stream, PerClient, 100 + client, cancellationToken);
+            var (length, hash) = await TestData.ReadAsync(stream, cancellationToken, close: false);
+            Assert.That(length, Is.EqualTo(PerClient), $"client {client}");
+            Assert.That(hash, Is.EqualTo(await sent), $"client {client}");
+        }));
+
+        Assert.That(bridge.Process.HasExited, Is.False, "the listener keeps serving");
+        bridge.Signal(Signum.SIGTERM);
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(143), bridge.Stderr);
+        Assert.That(bridge.Stderr, Does.Not.Contain("pipebridge: tcp"), "no connection reported an error");
+        stopEcho.Cancel();
+        await echoing;
+    }
+
+    private static async Task EchoServerAsync(Socket listener, CancellationToken cancellationToken)
+    {
+        var connections = new List<Task>();
+        try
+        {
+            while (true)
+            {
+                Socket accepted = await listener.AcceptAsync(cancellationToken);
+                connections.Add(Task.Run(async () =>
+                {
+                    using (accepted)
+                    {
+                        byte[] buffer = new byte[64 * 1024];
+                        int n;
+                        while ((n = await accepted.ReceiveAsync(buffer, cancellationToken)) > 0)
+                            await accepted.SendAsync(buffer.AsMemory(0, n), cancellationToken);
+                        accepted.Shutdown(SocketShutdown.Send);
+                    }
+                }, cancellationToken));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await Task.WhenAll(connections);
+    }
+}
