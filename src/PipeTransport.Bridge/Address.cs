@@ -6,7 +6,7 @@ internal abstract record Address(string Text)
     /// <summary>True for addresses that wait for peers (<c>unix-listen</c>, <c>tcp-listen</c>).</summary>
     public virtual bool IsListener => false;
 
-    public override string ToString() => Text;
+    public sealed override string ToString() => Text;
 }
 
 /// <summary><c>fifo:PATH</c>: a named pipe, created with mode 0600 if missing.</summary>

@@ -74,6 +74,8 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                         _ => FdConnection.FromFds(new SafeFileHandle(0, ownsHandle: true), new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
                     };
                 case FdAddress fd:
+                    if (Mono.Unix.Native.Syscall.fcntl(fd.Fd, Mono.Unix.Native.FcntlCommand.F_GETFD) < 0)
+                        throw new PipeTransportException(Mono.Unix.Native.Stdlib.GetLastError(), "fcntl", fd.Text);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case FileAddress file:
                     return FdConnection.FromFd(OpenFile(file.Path, role), ConnectionOptions);

@@ -15,13 +15,19 @@ internal sealed class BridgeFailure(Address address, string detail, Exception? i
         BridgeFailure failure => failure,
         PipeTransportException e => new BridgeFailure(address, $"{e.Operation}: {Describe((int)e.Errno)}", e),
         SocketException e => new BridgeFailure(address, $"{OperationOf(e)}: {Describe(e.SocketErrorCode, e)}", e),
+        FileNotFoundException or DirectoryNotFoundException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.ENOENT)}", error),
+        UnauthorizedAccessException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.EACCES)}", error),
+        PathTooLongException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.ENAMETOOLONG)}", error),
+        // On Unix the runtime's IOException carries the errno as its HResult.
+        IOException e when e.GetType() == typeof(IOException) && e.HResult > 0 && e.HResult < 4096
+            => new BridgeFailure(address, $"open: {Describe(e.HResult)}", error),
         _ => new BridgeFailure(address, error.Message, error),
     };
 
     /// <summary>"ECONNREFUSED (Connection refused)".</summary>
     public static string Describe(int errno)
     {
-        string name = Enum.IsDefined(typeof(Mono.Unix.Native.Errno), errno)
+        string name = Enum.IsDefined(typeof(Mono.Unix.Native.Errno), errno) && errno != 0
             ? ((Mono.Unix.Native.Errno)errno).ToString()
             : "errno " + errno;
         return $"{name} ({Marshal.GetPInvokeErrorMessage(errno)})";

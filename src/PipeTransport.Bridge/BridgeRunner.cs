@@ -6,7 +6,7 @@ namespace PipeTransport.Bridge;
 /// <summary>Runs a parsed command line: opens the addresses, bridges them, maps the outcome to an exit code.</summary>
 internal static class BridgeRunner
 {
-    public static int Run(BridgeOptions options) => RunAsync(options, Console.Error).GetAwaiter().GetResult();
+    public static int Run(BridgeOptions options) => RunAsync(options, StandardError.Writer).GetAwaiter().GetResult();
 
     private static async Task<int> RunAsync(BridgeOptions options, TextWriter log)
     {

@@ -8,10 +8,10 @@ internal static class BridgeSession
     {
         var directions = new List<Direction>
         {
-            new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats),
+            new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly),
         };
         if (!options.Unidirectional)
-            directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats));
+            directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats, first.IsWriteOnly));
         foreach (Direction direction in directions) direction.ChooseEngine();
 
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -9,7 +9,7 @@ namespace PipeTransport.Bridge;
 /// </summary>
 internal sealed class Direction(
     Address sourceAddress, FdConnection source, Address destinationAddress, FdConnection destination,
-    BridgeOptions options, TransferStats stats)
+    BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly)
 {
     public FdConnection Source => source;
     public FdConnection Destination => destination;
@@ -33,6 +33,10 @@ internal sealed class Direction(
         {
             // Flushes what is left, then shutdown(SHUT_WR) on a socket or close of a pipe's write end.
             await destination.Output.CompleteAsync().ConfigureAwait(false);
+            // A connection used only for writing is closed now, so that a FIFO's reader sees EOF
+            // even when the FIFO was opened as one duplex fd.
+            if (destinationIsWriteOnly)
+                await destination.DisposeAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -19,6 +19,9 @@ internal sealed class OpenedAddress : IAsyncDisposable
     public Address WriteAddress { get; }
     public FdConnection? Writer { get; }
 
+    /// <summary>True when the write connection is not also read (with -u, or the B of A!!B).</summary>
+    public bool IsWriteOnly => Writer is not null && !ReferenceEquals(Reader, Writer);
+
     public void Abort(Exception? reason)
     {
         Reader?.Abort(reason);

@@ -36,7 +36,7 @@ internal static class Program
 
     private static int UsageError(string message)
     {
-        Console.Error.WriteLine($"{Name}: {message} (see {Name} --help)");
+        StandardError.Writer.WriteLine($"{Name}: {message} (see {Name} --help)");
         return ExitCodes.Usage;
     }
 }

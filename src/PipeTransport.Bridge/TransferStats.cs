@@ -20,7 +20,7 @@ internal sealed class TransferStats : IAsyncDisposable
     public TransferStats(bool show, TextWriter output)
     {
         _output = output;
-        _interactive = !Console.IsErrorRedirected;
+        _interactive = StandardError.IsTerminal;
         _progress = show ? ShowProgressAsync() : Task.CompletedTask;
         Show = show;
     }

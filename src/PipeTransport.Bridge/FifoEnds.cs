@@ -1,0 +1,61 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace PipeTransport.Bridge;
+
+/// <summary>Opens one end of a FIFO (to read or to write), waiting for the peer the way cat would, but cancellably.</summary>
+internal static class FifoEnds
+{
+    public static async Task<FdConnection> OpenAsync(string path, Role role, FdConnectionOptions options, CancellationToken cancellationToken)
+    {
+        if (role == Role.Both)
+            throw new UsageException($"fifo:{path} carries one direction only: use -u, or fifo:IN!!fifo:OUT");
+        try
+        {
+            // One-way FdConnection.OpenFifoAsync (a null path) is documented; a core that does not
+            // take it yet throws ArgumentNullException, and the blocking open below stands in.
+            return role == Role.Read
+                ? await FdConnection.OpenFifoAsync(path, null, options, cancellationToken).ConfigureAwait(false)
+                : await FdConnection.OpenFifoAsync(null, path, options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentNullException)
+        {
+        }
+        return FdConnection.FromFd(await OpenBlockingAsync(path, role, cancellationToken).ConfigureAwait(false), options);
+    }
+
+    /// <summary>
+    /// open(2) without O_NONBLOCK returns once the peer has opened the other end (so a reader never
+    /// sees EOF before its first writer). It runs on a dedicated thread; cancellation releases it by
+    /// opening the FIFO O_RDWR, which counts as both a reader and a writer and never blocks.
+    /// </summary>
+    private static async Task<SafeFileHandle> OpenBlockingAsync(string path, Role role, CancellationToken cancellationToken)
+    {
+        FileAccess access = role == Role.Read ? FileAccess.Read : FileAccess.Write;
+        Task<SafeFileHandle> open = Task.Factory.StartNew(
+            () => File.OpenHandle(path, FileMode.Open, access, FileShare.ReadWrite),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        SafeFileHandle handle;
+        using (cancellationToken.Register(() => ReleaseBlockedOpen(path)))
+            handle = await open.ConfigureAwait(false);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            handle.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        return handle;
+    }
+
+    private static void ReleaseBlockedOpen(string path)
+    {
+        try
+        {
+            File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite).Dispose();
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,259 @@
+using Mono.Unix.Native;
+using PipeTransport.Interop;
+
+namespace PipeTransport;
+
+/// <summary>
+/// Moves bytes from one fd to another inside the kernel with <c>splice(2)</c>, waiting for
+/// readiness on the library's reactor through <see cref="RawFd.ReadAsync"/> and
+/// <see cref="RawFd.WriteAsync"/>. When either end is a pipe or FIFO the bytes go straight
+/// across; between two sockets they go through a private intermediate pipe.
+/// </summary>
+/// <remarks>
+/// Both ends must be pipes, FIFOs or sockets (see <see cref="CanSplice"/>). The copier only
+/// reads the source and writes the destination: it neither closes nor half-closes them, so the
+/// caller decides what end of stream means (for example completing an <see cref="FdConnection"/>'s
+/// Output). Nothing else may read the source or write the destination while a copy runs.
+/// </remarks>
+public sealed class SpliceCopier : IDisposable
+{
+    /// <summary>The default number of bytes asked of one splice call, and the intermediate pipe's size.</summary>
+    public const int DefaultChunkSize = 1 << 20;
+
+    // A wait callback moves at most this many chunks before it lets the caller's loop run again,
+    // so one busy copy does not hold the thread (possibly a reactor thread) indefinitely.
+    private const int ChunksPerCallback = 16;
+
+    private const uint Flags = SpliceSyscalls.SPLICE_F_MOVE | SpliceSyscalls.SPLICE_F_NONBLOCK;
+
+    private readonly RawFd _source;
+    private readonly RawFd _destination;
+    private readonly string _sourceName;
+    private readonly string _destinationName;
+    private readonly int _chunkSize;
+    private readonly bool _sourceIsPipe;
+    private readonly Func<int, bool> _moveUntilSourceEmpty;
+    private readonly Func<int, bool> _moveUntilDestinationFull;
+
+    // Intermediate pipe (socket to socket only): both ends are non-blocking and only this copier
+    // touches them, so their state is always known and they need no reactor registration.
+    private readonly SafeFdHandle? _bufferRead;
+    private readonly SafeFdHandle? _bufferWrite;
+    private int _buffered;
+    private bool _sourceEnded;
+
+    private int _sourceFd = -1;
+    private int _destinationFd = -1;
+    private Outcome _outcome;
+    private PipeTransportException? _error;
+    private long _bytesCopied;
+    private int _running;
+
+    private enum Outcome { Progress, SourceEmpty, DestinationFull, EndOfStream, Failed }
+
+    /// <summary>Creates a copier from <paramref name="source"/> to <paramref name="destination"/>.</summary>
+    /// <param name="source">The fd to read; a pipe, FIFO or socket.</param>
+    /// <param name="destination">The fd to write; a pipe, FIFO or socket.</param>
+    /// <param name="chunkSize">Bytes asked of one splice call; also the intermediate pipe's size.</param>
+    /// <param name="sourceName">Names the source in error messages (a path or an address).</param>
+    /// <param name="destinationName">Names the destination in error messages.</param>
+    /// <exception cref="ArgumentException">An end is neither a pipe nor a socket.</exception>
+    /// <exception cref="PipeTransportException">The intermediate pipe could not be created.</exception>
+    public SpliceCopier(RawFd source, RawFd destination, int chunkSize = DefaultChunkSize,
+        string? sourceName = null, string? destinationName = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
+        _source = source;
+        _destination = destination;
+        _chunkSize = chunkSize;
+        _sourceName = sourceName ?? "source";
+        _destinationName = destinationName ?? "destination";
+
+        FileKind sourceKind = KindOf(source), destinationKind = KindOf(destination);
+        if (sourceKind == FileKind.Other)
+            throw new ArgumentException($"{_sourceName} is neither a pipe nor a socket: splice cannot read it", nameof(source));
+        if (destinationKind == FileKind.Other)
+            throw new ArgumentException($"{_destinationName} is neither a pipe nor a socket: splice cannot write it", nameof(destination));
+        _sourceIsPipe = sourceKind == FileKind.Pipe;
+        if (sourceKind == FileKind.Socket && destinationKind == FileKind.Socket)
+        {
+            int r = SpliceSyscalls.CreatePipe(out int readFd, out int writeFd);
+            if (r < 0)
+                throw PipeTransportException.FromResult(r, "pipe2", "intermediate pipe");
+            _bufferRead = new SafeFdHandle(readFd);
+            _bufferWrite = new SafeFdHandle(writeFd);
+            // A bigger pipe means fewer splice calls per byte; the kernel may refuse past
+            // /proc/sys/fs/pipe-max-size, and the default (64 KiB) still works.
+            _ = SpliceSyscalls.SetPipeSize(writeFd, chunkSize);
+        }
+        _moveUntilSourceEmpty = _ => { Move(); return _outcome != Outcome.SourceEmpty; };
+        _moveUntilDestinationFull = _ => { Move(); return _outcome != Outcome.DestinationFull; };
+    }
+
+    /// <summary>Bytes written to the destination so far (safe to read from any thread).</summary>
+    public long BytesCopied => Volatile.Read(ref _bytesCopied);
+
+    /// <summary>True when the bytes go through an intermediate pipe (neither end is a pipe).</summary>
+    public bool UsesIntermediatePipe => _bufferRead is not null;
+
+    /// <summary>True if <paramref name="fd"/> is a pipe, a FIFO or a socket, the fds splice can serve here.</summary>
+    public static bool CanSplice(RawFd fd)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        return KindOf(fd) != FileKind.Other;
+    }
+
+    /// <summary>
+    /// Grows the kernel buffer of a pipe or FIFO (<c>fcntl(F_SETPIPE_SZ)</c>) so each wake-up moves more.
+    /// Returns the resulting size, or -1 if <paramref name="fd"/> is not a pipe or the kernel refused.
+    /// </summary>
+    public static int TrySetPipeSize(RawFd fd, int size)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        int result = -1;
+        fd.Control(raw => result = SpliceSyscalls.SetPipeSize(raw, size));
+        return result < 0 ? -1 : result;
+    }
+
+    /// <summary>
+    /// Copies until the source reports end of stream; returns the bytes copied by this call.
+    /// </summary>
+    /// <exception cref="PipeTransportException">splice failed (for example <c>EPIPE</c> when the destination's reader is gone).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
+    /// <exception cref="InvalidOperationException">A copy is already running on this copier.</exception>
+    public async Task<long> CopyToEndAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+            throw new InvalidOperationException("A copy is already running.");
+        long start = BytesCopied;
+        try
+        {
+            _source.Control(fd => _sourceFd = fd);
+            _destination.Control(fd => _destinationFd = fd);
+            while (true)
+            {
+                // Each callback runs splice until it would block; the wait is on the side that blocked.
+                await _source.ReadAsync(_moveUntilSourceEmpty, cancellationToken).ConfigureAwait(false);
+                if (_outcome == Outcome.DestinationFull)
+                    await _destination.WriteAsync(_moveUntilDestinationFull, cancellationToken).ConfigureAwait(false);
+                if (_outcome == Outcome.Failed)
+                    throw _error!;
+                if (_outcome == Outcome.EndOfStream)
+                    return BytesCopied - start;
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    /// <summary>Closes the intermediate pipe, if any. The source and destination stay open.</summary>
+    public void Dispose()
+    {
+        _bufferRead?.Dispose();
+        _bufferWrite?.Dispose();
+    }
+
+    private void Move()
+    {
+        if (_bufferRead is null) MoveDirect();
+        else MoveThroughBuffer();
+    }
+
+    private void MoveDirect()
+    {
+        for (int chunk = 0; chunk < ChunksPerCallback; chunk++)
+        {
+            nint n = SpliceSyscalls.Splice(_sourceFd, _destinationFd, (nuint)_chunkSize, Flags);
+            if (n > 0)
+            {
+                Interlocked.Add(ref _bytesCopied, n);
+                continue;
+            }
+            if (n == 0)
+            {
+                _outcome = Outcome.EndOfStream;
+                return;
+            }
+            if (n != -Libc.EAGAIN)
+            {
+                // A pipe source rarely fails, and EPIPE is always the writing side.
+                Fail(n, n == -Libc.EPIPE || _sourceIsPipe ? _destinationName : _sourceName);
+                return;
+            }
+            // EAGAIN does not say which side would block: if the source holds bytes, the destination is full.
+            int available = SpliceSyscalls.BytesAvailable(_sourceFd);
+            _outcome = available > 0 ? Outcome.DestinationFull : Outcome.SourceEmpty;
+            return;
+        }
+        _outcome = Outcome.Progress;
+    }
+
+    private void MoveThroughBuffer()
+    {
+        int bufferRead = _bufferRead!.Fd, bufferWrite = _bufferWrite!.Fd;
+        for (int chunk = 0; chunk < ChunksPerCallback; chunk++)
+        {
+            if (_buffered > 0)
+            {
+                nint n = SpliceSyscalls.Splice(bufferRead, _destinationFd, (nuint)_buffered, Flags);
+                if (n > 0)
+                {
+                    _buffered -= (int)n;
+                    Interlocked.Add(ref _bytesCopied, n);
+                    continue;
+                }
+                // The intermediate pipe holds bytes, so EAGAIN can only mean the destination is full.
+                if (n == -Libc.EAGAIN) _outcome = Outcome.DestinationFull;
+                else Fail(n == 0 ? -Libc.EPIPE : n, _destinationName);
+                return;
+            }
+            if (_sourceEnded)
+            {
+                _outcome = Outcome.EndOfStream;
+                return;
+            }
+            nint read = SpliceSyscalls.Splice(_sourceFd, bufferWrite, (nuint)_chunkSize, Flags);
+            if (read > 0)
+            {
+                _buffered = (int)read;
+                continue;
+            }
+            if (read == 0)
+            {
+                _sourceEnded = true;
+                continue;
+            }
+            // The intermediate pipe is empty, so EAGAIN can only mean the source has nothing.
+            if (read == -Libc.EAGAIN) _outcome = Outcome.SourceEmpty;
+            else Fail(read, _sourceName);
+            return;
+        }
+        _outcome = Outcome.Progress;
+    }
+
+    private void Fail(nint negatedErrno, string target)
+    {
+        _error = PipeTransportException.FromResult(negatedErrno, "splice", target);
+        _outcome = Outcome.Failed;
+    }
+
+    private enum FileKind { Pipe, Socket, Other }
+
+    private static FileKind KindOf(RawFd fd)
+    {
+        FileKind kind = FileKind.Other;
+        fd.Control(raw =>
+        {
+            if (Syscall.fstat(raw, out Stat stat) != 0) return;
+            FilePermissions type = stat.st_mode & FilePermissions.S_IFMT;
+            kind = type == FilePermissions.S_IFIFO ? FileKind.Pipe
+                : type == FilePermissions.S_IFSOCK ? FileKind.Socket
+                : FileKind.Other;
+        });
+        return kind;
+    }
+}
