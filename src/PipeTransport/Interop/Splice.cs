@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace PipeTransport.Interop;
 
 /// <summary>
-/// splice(2), plus the pipe calls the splice engine needs, with the interop layer's conventions:
+/// splice(2), plus the pipe and poll calls the splice engine needs, with the interop layer's conventions:
 /// results are the count or a negated errno, and EINTR is retried here.
 /// </summary>
 internal static unsafe partial class SpliceSyscalls
@@ -38,14 +38,34 @@ internal static unsafe partial class SpliceSyscalls
         return r;
     }
 
-    /// <summary><c>ioctl(FIONREAD)</c>: bytes waiting (pipes, FIFOs, stream sockets), or a negated errno.</summary>
-    public static int BytesAvailable(int fd)
+    /// <summary>
+    /// Whether a read of <paramref name="fd"/> would not block right now: data, EOF (a FIFO without
+    /// writers, a socket after the peer's FIN) or an error. A level-triggered <c>poll</c> with no timeout;
+    /// errors count as readable so that the next splice reports them.
+    /// </summary>
+    public static bool IsReadable(int fd)
     {
-        int n = 0;
+        PollFd entry = new() { Fd = fd, Events = POLLIN | POLLRDHUP };
         int r;
-        while ((r = (int)Sys.Result(Libc.Ioctl(fd, Libc.FIONREAD, &n))) == -Libc.EINTR) { }
-        return r < 0 ? r : n;
+        while ((r = (int)Sys.Result(poll(&entry, 1, 0))) == -Libc.EINTR) { }
+        return r != 0 && (r < 0 || (entry.Revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0);
     }
+
+    private const short POLLIN = 0x1;
+    private const short POLLERR = 0x8;
+    private const short POLLHUP = 0x10;
+    private const short POLLNVAL = 0x20;
+    private const short POLLRDHUP = 0x2000;
+
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static partial int poll(PollFd* fds, nuint nfds, int timeout);
 
     [LibraryImport("libc", EntryPoint = "splice", SetLastError = true)]
     private static partial nint splice(int fd_in, long* off_in, int fd_out, long* off_out, nuint len, uint flags);

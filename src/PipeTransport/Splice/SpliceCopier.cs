@@ -165,12 +165,20 @@ public sealed class SpliceCopier : IDisposable
 
     private void MoveDirect()
     {
+        // EAGAIN does not say which side would block, so the source is asked (level-triggered poll).
+        // Not readable: the source is empty, and whatever comes next (bytes, EOF) raises a read edge.
+        // Readable (bytes, or EOF: splice into a full pipe says EAGAIN even when the source has
+        // ended): the destination is the one to wait for, once one more splice has confirmed it;
+        // only this copier reads the source, so readable stays readable, while bytes that arrived
+        // between the EAGAIN and the poll must not pass for a full destination.
+        bool sourceReadable = false;
         for (int chunk = 0; chunk < ChunksPerCallback; chunk++)
         {
             nint n = SpliceSyscalls.Splice(_sourceFd, _destinationFd, (nuint)_chunkSize, Flags);
             if (n > 0)
             {
                 Interlocked.Add(ref _bytesCopied, n);
+                sourceReadable = false;
                 continue;
             }
             if (n == 0)
@@ -184,10 +192,18 @@ public sealed class SpliceCopier : IDisposable
                 Fail(n, n == -Libc.EPIPE || _sourceIsPipe ? _destinationName : _sourceName);
                 return;
             }
-            // EAGAIN does not say which side would block: if the source holds bytes, the destination is full.
-            int available = SpliceSyscalls.BytesAvailable(_sourceFd);
-            _outcome = available > 0 ? Outcome.DestinationFull : Outcome.SourceEmpty;
-            return;
+            if (sourceReadable)
+            {
+                _outcome = Outcome.DestinationFull;
+                return;
+            }
+            if (!SpliceSyscalls.IsReadable(_sourceFd))
+            {
+                _outcome = Outcome.SourceEmpty;
+                return;
+            }
+            sourceReadable = true;
+            chunk--; // the confirming retry is not a chunk of progress
         }
         _outcome = Outcome.Progress;
     }
