@@ -42,7 +42,6 @@ fifo_run() {
 # One TCP -> Unix run; prints seconds. Both bridges report "listening on" (-v, -d -d) before the writer starts.
 tcp_unix_run() {
   local name=$1; shift
-  local port=$((20000 + RANDOM % 20000))
   rm -f "$d/s.sock" "$d/bridge.log"
   "${RUN[@]}" socat -u -b 1048576 "UNIX-LISTEN:$d/s.sock" OPEN:/dev/null &
   local r=$!
@@ -50,11 +49,16 @@ tcp_unix_run() {
   local start end
   start=$(now)
   case $name in
-    pipebridge-*) "${RUN[@]}" dotnet "$DLL" -v -u -b 1m --engine "${name#pipebridge-}" "tcp-listen:127.0.0.1:$port" "unix:$d/s.sock" 2> "$d/bridge.log" & ;;
-    socat) "${RUN[@]}" socat -d -d -u -b 65536 "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "UNIX-CONNECT:$d/s.sock" 2> "$d/bridge.log" & ;;
+    pipebridge-*) "${RUN[@]}" dotnet "$DLL" -v -u -b 1m --engine "${name#pipebridge-}" "tcp-listen:127.0.0.1:0" "unix:$d/s.sock" 2> "$d/bridge.log" & ;;
+    socat) "${RUN[@]}" socat -d -d -u -b 65536 "TCP-LISTEN:0,bind=127.0.0.1" "UNIX-CONNECT:$d/s.sock" 2> "$d/bridge.log" & ;;
   esac
   local b=$!
-  until grep -q "listening on" "$d/bridge.log" 2>/dev/null; do sleep 0.005; done
+  until grep -q "listening on" "$d/bridge.log" 2>/dev/null; do
+    kill -0 $b 2>/dev/null || { cat "$d/bridge.log" >&2; exit 1; }
+    sleep 0.005
+  done
+  local port
+  port=$(grep -o 'listening on.*' "$d/bridge.log" | grep -oE '[0-9]+$')
   "${RUN[@]}" socat -u -b 1048576 "OPEN:/dev/zero,readbytes=$((COUNT * 1048576))" "TCP:127.0.0.1:$port"
   wait $b $r
   end=$(now)
