@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using Mono.Unix.Native;
@@ -98,23 +99,58 @@ public class FaultTests
     }
 
     [Test, CancelAfter(10_000)]
-    public async Task Cancelling_an_open_that_waits_for_a_writer_frees_everything(CancellationToken ct)
+    public async Task An_open_without_a_writer_yet_returns_and_Input_sees_no_false_EOF(CancellationToken ct)
     {
         using var dir = new TempDirectory();
         string a = dir.File("a");
         string b = dir.File("b");
         Fifo.Create(a);
         Fifo.Create(b);
-
-        // A reader on b lets our write end open; nobody ever writes to a, so the open waits for a writer.
         using var readerOfB = new SafeFdHandle(Sys.Open(b, Libc.O_RDONLY | Libc.O_NONBLOCK));
         Assert.That(readerOfB.IsInvalid, Is.False);
-        await CancelPendingOpenAsync(a, b, ct);
-        int before = OpenFdCount();
 
-        await CancelPendingOpenAsync(a, b, ct);
+        await using FdConnection connection = await FdConnection.OpenFifoAsync(a, b, null, ct);
 
-        Assert.That(OpenFdCount(), Is.EqualTo(before));
+        // Nobody has opened a for writing: read(2) would say 0 now, and that must not end Input.
+        ValueTask<ReadResult> read = connection.Input.ReadAsync(ct);
+        Assert.That(read.IsCompleted, Is.False, "Input ended before the first writer came");
+        using (var writer = new SafeFdHandle(Sys.Open(a, Libc.O_WRONLY | Libc.O_NONBLOCK)))
+        {
+            Assert.That(writer.IsInvalid, Is.False);
+            Assert.That(WriteOnce(writer.Fd, "x"u8.ToArray()), Is.EqualTo((nint)1));
+        }
+
+        ReadResult result = await read;
+        Assert.That(result.Buffer.ToArray(), Is.EqualTo("x"u8.ToArray()));
+        connection.Input.AdvanceTo(result.Buffer.End);
+        Assert.That(await ReadToEndAsync(connection.Input, ct), Is.Empty, "the writer left: EOF");
+    }
+
+    /// <summary>
+    /// Regression: a peer that opens its write end first and then waits for our message before it
+    /// writes (here a shell). Our own open of the read FIFO wakes its blocked open, and inotify merged
+    /// its IN_OPEN with ours, so an open that waited for a writer waited for ever.
+    /// </summary>
+    [Test, CancelAfter(30_000)]
+    public async Task A_peer_that_writes_only_after_our_request_does_not_deadlock_the_open(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string fromPeer = dir.File("from-peer");
+        string toPeer = dir.File("to-peer");
+        Fifo.Create(fromPeer);
+        Fifo.Create(toPeer);
+        for (int i = 0; i < 25; i++)
+        {
+            using Process peer = StartShell($"exec 3>'{fromPeer}'; read line < '{toPeer}'; echo \"got $line\" >&3");
+            await using (FdConnection connection = await FdConnection.OpenFifoAsync(fromPeer, toPeer, null, ct))
+            {
+                await connection.Output.WriteAsync("hi\n"u8.ToArray(), ct);
+                await connection.Output.CompleteAsync();
+                Assert.That(await ReadToEndAsync(connection.Input, ct), Is.EqualTo("got hi\n"u8.ToArray()));
+            }
+
+            await peer.WaitForExitAsync(ct);
+        }
     }
 
     [Test, CancelAfter(10_000)]
@@ -173,6 +209,29 @@ public class FaultTests
         }
     }
 
+    /// <summary>
+    /// Regression: two connections opening the two ends of a FIFO pair at the same time. Each waits
+    /// for the other's open of its read FIFO (an inotify IN_OPEN); inotify merges an event into the
+    /// previous unread one when they are identical, so a peer's open landing right after our own was
+    /// counted as ours and both sides waited for each other forever.
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task Opening_both_ends_of_a_FIFO_pair_at_once_never_deadlocks(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        for (int i = 0; i < 300; i++)
+        {
+            Task<FdConnection> first = FdConnection.OpenFifoAsync(a, b, null, ct).AsTask();
+            Task<FdConnection> second = FdConnection.OpenFifoAsync(b, a, null, ct).AsTask();
+            await using FdConnection one = await first;
+            await using FdConnection two = await second;
+        }
+    }
+
     [Test, CancelAfter(5000)]
     public void A_closed_handle_is_refused_with_ObjectDisposedException(CancellationToken ct)
     {
@@ -183,10 +242,11 @@ public class FaultTests
             Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFd(r));
             Assert.Throws<ObjectDisposedException>(() => RawFd.Create(r));
             int before = OpenFdCount();
+            var table = FdTable();
             Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFds(r, w));
             Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFds(w, r));
             w.Dispose(); // whether or not the failed adoption closed it, nothing is left open
-            Assert.That(OpenFdCount(), Is.EqualTo(before - 1));
+            Assert.That(OpenFdCount(), Is.EqualTo(before - 1), FdChanges(table));
         }
     }
 

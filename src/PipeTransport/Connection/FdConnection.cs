@@ -136,9 +136,10 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     /// <summary>
     /// Opens a FIFO pair: <paramref name="readPath"/> to read from, <paramref name="writePath"/> to write
-    /// to. Waits, asynchronously and cancellably, until each FIFO has its peer (a writer on the first,
-    /// a reader on the second); no thread blocks in <c>open</c>, and Input never sees a false EOF
-    /// before the first writer. Either path may be null for a one-way connection.
+    /// to. Waits, asynchronously and cancellably, until the write FIFO has its reader; no thread blocks
+    /// in <c>open</c>. The read FIFO's writer may come later (Linux cannot report it reliably): Input
+    /// waits for its data and never sees a false EOF before the first writer.
+    /// Either path may be null for a one-way connection.
     /// </summary>
     /// <param name="readPath">The FIFO to read from, or null.</param>
     /// <param name="writePath">The FIFO to write to, or null.</param>

@@ -11,6 +11,15 @@ namespace PipeTransport.Endpoints;
 /// <c>IN_OPEN</c> on the path wakes the retries early, and a backoff timer covers openers inotify does
 /// not report (a reader still blocked in its own open).
 /// </summary>
+/// <remarks>
+/// The open does not wait for a writer on the read FIFO. Nothing in Linux tells reliably that one has
+/// come: inotify merges an <c>IN_OPEN</c> into the previous unread one when the two are identical, so a
+/// writer whose open lands next to our own open of the read end (a blocking writer that our open wakes,
+/// a peer retrying its <c>ENXIO</c>) is counted once, as ours; waiting for it then deadlocks with a peer
+/// that waits for our first message before it writes. Input needs no such wait: the receive loop does
+/// not read until <c>FIONREAD</c> shows data or epoll reports <c>EPOLLHUP</c>, which for a FIFO read end
+/// means that a writer came and left after our open, so the first writer's absence is never taken for EOF.
+/// </remarks>
 internal static class FifoOpener
 {
     private const int FirstBackoffMs = 1;
@@ -30,15 +39,13 @@ internal static class FifoOpener
         FdChannel? inotify = null;
         try
         {
-            // The watch goes in before our own open, so no peer's open can slip between the two.
-            inotify = WatchOpens(readPath, writePath, options, out int readWatch, out int writeWatch);
+            // The watch goes in before our first attempt, so no reader's open can slip between the two.
+            inotify = WatchOpens(writePath, options);
             int readerFd = Open(readPath, Libc.O_RDONLY);
             input = FdChannel.Adopt(new SafeFdHandle(readerFd), options.Reactors, disposeHandle: true, readPath);
-            int ownOpens = 1;
             if (options.KeepFifoReaderOpen)
             {
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
-                ownOpens++;
             }
 
             var waiter = new OpenWaiter(inotify);
@@ -62,26 +69,6 @@ internal static class FifoOpener
                 backoff = Math.Min(backoff * 2, MaxBackoffMs);
             }
 
-            if (readPath == writePath)
-            {
-                ownOpens++;
-            }
-
-            if (!options.KeepFifoReaderOpen)
-            {
-                // A writer has come when someone other than us opened the path, or when the read end
-                // has data or has seen a writer leave (HUP).
-                backoff = FirstBackoffMs;
-                int opens = waiter.Count(readWatch);
-                while (opens <= ownOpens && !HasWriterEvidence(input, options))
-                {
-                    await waiter.WaitAsync(backoff, cancellationToken).ConfigureAwait(false);
-                    opens += waiter.Count(readWatch);
-                    backoff = Math.Min(backoff * 2, MaxBackoffMs);
-                }
-            }
-
-            _ = writeWatch;
             await waiter.DisposeAsync().ConfigureAwait(false);
             inotify = null;
             var connection = new FdConnection(input, output, options, spare);
@@ -98,16 +85,13 @@ internal static class FifoOpener
         }
     }
 
-    private static bool HasWriterEvidence(FdChannel input, FdConnectionOptions options) =>
-        input.Registration is { HangUpSeen: true } || Sys.BytesAvailable(options.Syscalls, input.Fd) > 0;
-
     private static int Open(string path, int flags)
     {
         int fd = Sys.Open(path, flags | Libc.O_NONBLOCK);
         return fd >= 0 ? fd : throw PipeTransportException.FromResult(fd, "open", path);
     }
 
-    private static FdChannel WatchOpens(string readPath, string writePath, FdConnectionOptions options, out int readWatch, out int writeWatch)
+    private static FdChannel WatchOpens(string writePath, FdConnectionOptions options)
     {
         int fd = Sys.InotifyInit();
         if (fd < 0)
@@ -118,13 +102,7 @@ internal static class FifoOpener
         var handle = new SafeFdHandle(fd);
         try
         {
-            readWatch = Sys.InotifyAddWatch(fd, readPath, Libc.IN_OPEN);
-            if (readWatch < 0)
-            {
-                throw PipeTransportException.FromResult(readWatch, "inotify_add_watch", readPath);
-            }
-
-            writeWatch = Sys.InotifyAddWatch(fd, writePath, Libc.IN_OPEN);
+            int writeWatch = Sys.InotifyAddWatch(fd, writePath, Libc.IN_OPEN);
             if (writeWatch < 0)
             {
                 throw PipeTransportException.FromResult(writeWatch, "inotify_add_watch", writePath);
@@ -160,7 +138,7 @@ internal static class FifoOpener
         }
     }
 
-    /// <summary>Waits for inotify events or a timer, whichever first; counts IN_OPEN events per watch.</summary>
+    /// <summary>Waits for inotify events or a timer, whichever first.</summary>
     private sealed class OpenWaiter : IAsyncDisposable
     {
         private readonly FdChannel _inotify;
@@ -169,13 +147,6 @@ internal static class FifoOpener
         private Task? _pending;
 
         public OpenWaiter(FdChannel inotify) => _inotify = inotify;
-
-        public int Count(int watch)
-        {
-            Collect();
-            _counts.Remove(watch, out int n);
-            return n;
-        }
 
         public async Task WaitAsync(int timeoutMs, CancellationToken cancellationToken)
         {
@@ -193,9 +164,11 @@ internal static class FifoOpener
 
         private void Collect()
         {
+            // Reading the queue empties it, so the next event is a new edge for the reactor.
             _inotify.WithFd(_counts, static (counts, fd) =>
             {
                 Sys.ReadInotify(fd, counts);
+                counts.Clear();
                 return 0;
             });
         }
