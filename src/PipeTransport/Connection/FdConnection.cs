@@ -302,6 +302,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         await _sendTask.ConfigureAwait(false);
+
+        // Disposal is enough: the application need not complete its ends first. A pipe returns its
+        // blocks to the pool only once both ends are complete, and it may hold one the application
+        // never flushed or the one the receive loop rented for the read that saw EOF (like Kestrel's
+        // SocketConnection, which completes the transport's ends when it is disposed).
+        _input.Reader.Complete();
+        _output.Writer.Complete();
     }
 
     internal void EnsureReceiving()
