@@ -16,7 +16,8 @@ namespace PipeTransport.Tests;
 /// and advances). The bound is "under one byte per cycle": the smallest .NET object is 24 bytes, so
 /// this says no cycle allocates an object, while leaving room for the few hundred bytes that the
 /// measuring method itself and the test host allocate once per run (measured: 336 bytes per run of
-/// 10,000 cycles; 0 per cycle).
+/// 10,000 cycles, i.e. 0 per cycle, over socketpairs, anonymous pipes and FIFOs, with inline and
+/// thread-pool transport scheduling).
 /// </remarks>
 [NonParallelizable]
 public class AllocationTests
@@ -47,11 +48,20 @@ public class AllocationTests
             byte[] message = RandomBytes(MessageSize, 7);
             await PingPongAsync(a, b, message, 2_000); // warm-up: JIT, tiering, pool blocks, pipe segments
 
-            long before = GC.GetTotalAllocatedBytes(precise: true);
-            await PingPongAsync(a, b, message, Cycles);
-            long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+            // Three runs, the least counts: a one-off (the shared pool growing by a block when the
+            // thread-pool transport's receive loop briefly needs a second one; 1-7 KB now and then
+            // from the runtime's or the test host's own threads) shows in one run, while anything a
+            // cycle allocates shows in every run.
+            var runs = new List<long>();
+            for (int run = 0; run < 3; run++)
+            {
+                long before = GC.GetTotalAllocatedBytes(precise: true);
+                await PingPongAsync(a, b, message, Cycles);
+                runs.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+            }
 
-            TestContext.Out.WriteLine($"{kind}, inline={inlineTransport}: {allocated} bytes over {Cycles} cycles = {allocated / (double)Cycles:F3} bytes/cycle");
+            long allocated = runs.Min();
+            TestContext.Out.WriteLine($"{kind}, inline={inlineTransport}: {string.Join(", ", runs)} bytes over {Cycles} cycles; least {allocated / (double)Cycles:F3} bytes/cycle");
             Assert.That(allocated, Is.LessThan(Cycles), $"{allocated / (double)Cycles:F3} bytes per cycle");
         }
     }

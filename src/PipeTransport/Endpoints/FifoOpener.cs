@@ -39,8 +39,6 @@ internal static class FifoOpener
         FdChannel? inotify = null;
         try
         {
-            // The watch goes in before our first attempt, so no reader's open can slip between the two.
-            inotify = WatchOpens(writePath, options);
             int readerFd = Open(readPath, Libc.O_RDONLY);
             input = FdChannel.Adopt(new SafeFdHandle(readerFd), options.Reactors, disposeHandle: true, readPath);
             if (options.KeepFifoReaderOpen)
@@ -48,7 +46,7 @@ internal static class FifoOpener
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
             }
 
-            var waiter = new OpenWaiter(inotify);
+            OpenWaiter? waiter = null;
             int backoff = FirstBackoffMs;
             while (output is null)
             {
@@ -64,13 +62,27 @@ internal static class FifoOpener
                     throw PipeTransportException.FromResult(fd, "open", writePath);
                 }
 
-                // ENXIO: no reader yet.
+                // ENXIO: no reader yet. The inotify watch is made only now because closing an inotify
+                // instance takes milliseconds (the kernel waits for an SRCU grace period), which an
+                // open that finds its reader at once should not pay; the attempt right after the
+                // watch goes in catches a reader that came in between.
+                if (waiter is null)
+                {
+                    inotify = WatchOpens(writePath, options);
+                    waiter = new OpenWaiter(inotify);
+                    continue;
+                }
+
                 await waiter.WaitAsync(backoff, cancellationToken).ConfigureAwait(false);
                 backoff = Math.Min(backoff * 2, MaxBackoffMs);
             }
 
-            await waiter.DisposeAsync().ConfigureAwait(false);
-            inotify = null;
+            if (waiter is not null)
+            {
+                await waiter.DisposeAsync().ConfigureAwait(false);
+                inotify = null;
+            }
+
             var connection = new FdConnection(input, output, options, spare);
             input = output = null;
             spare = null;
