@@ -98,6 +98,48 @@ public class FaultTests
         Assert.That(OpenFdCount(), Is.EqualTo(before));
     }
 
+    /// <summary>
+    /// Regression: a cancelled open closed its inotify fd under a pending readiness wait, which
+    /// faulted that wait's task with ObjectDisposedException and left it unobserved (reported on
+    /// TaskScheduler.UnobservedTaskException when collected).
+    /// </summary>
+    [Test, CancelAfter(10_000)]
+    public async Task Cancelling_a_pending_open_leaves_no_unobserved_task_exception(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        int unobserved = 0;
+        void OnUnobserved(object? sender, UnobservedTaskExceptionEventArgs e)
+        {
+            if (e.Exception.InnerExceptions.Any(x => x is ObjectDisposedException { ObjectName: "fd" }))
+            {
+                Interlocked.Increment(ref unobserved);
+            }
+        }
+
+        TaskScheduler.UnobservedTaskException += OnUnobserved;
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                await CancelPendingOpenAsync(a, b, ct);
+            }
+
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= OnUnobserved;
+        }
+
+        Assert.That(unobserved, Is.Zero);
+    }
+
     [Test, CancelAfter(10_000)]
     public async Task An_open_without_a_writer_yet_returns_and_Input_sees_no_false_EOF(CancellationToken ct)
     {

@@ -37,6 +37,7 @@ internal static class FifoOpener
         FdChannel? output = null;
         SafeFdHandle? spare = null;
         FdChannel? inotify = null;
+        OpenWaiter? waiter = null;
         try
         {
             int readerFd = Open(readPath, Libc.O_RDONLY);
@@ -46,7 +47,6 @@ internal static class FifoOpener
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
             }
 
-            OpenWaiter? waiter = null;
             int backoff = FirstBackoffMs;
             while (output is null)
             {
@@ -81,6 +81,7 @@ internal static class FifoOpener
             {
                 await waiter.DisposeAsync().ConfigureAwait(false);
                 inotify = null;
+                waiter = null;
             }
 
             var connection = new FdConnection(input, output, options, spare);
@@ -90,6 +91,7 @@ internal static class FifoOpener
         }
         finally
         {
+            waiter?.Cancel();
             inotify?.Close();
             input?.Close();
             output?.Close();
@@ -159,6 +161,12 @@ internal static class FifoOpener
         private Task? _pending;
 
         public OpenWaiter(FdChannel inotify) => _inotify = inotify;
+
+        /// <summary>
+        /// Ends a pending inotify wait as cancelled. Closing the fd under it would fault it with
+        /// ObjectDisposedException, an exception nobody observes once the open has failed.
+        /// </summary>
+        public void Cancel() => _stop.Cancel();
 
         public async Task WaitAsync(int timeoutMs, CancellationToken cancellationToken)
         {
