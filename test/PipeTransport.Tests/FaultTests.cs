@@ -265,7 +265,7 @@ public class FaultTests
         string b = dir.File("b");
         Fifo.Create(a);
         Fifo.Create(b);
-        for (int i = 0; i < 300; i++)
+        for (int i = 0; i < 200; i++)
         {
             Task<FdConnection> first = FdConnection.OpenFifoAsync(a, b, null, ct).AsTask();
             Task<FdConnection> second = FdConnection.OpenFifoAsync(b, a, null, ct).AsTask();
