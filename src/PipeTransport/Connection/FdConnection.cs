@@ -136,16 +136,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     /// <summary>
     /// Opens a FIFO pair: <paramref name="readPath"/> to read from, <paramref name="writePath"/> to write
-    /// to. Waits, asynchronously and cancellably, until each FIFO has its peer (a writer on the first,
-    /// a reader on the second); no thread blocks in <c>open</c>, and Input never sees a false EOF
-    /// before the first writer. Either path may be null for a one-way connection.
+    /// to. The read end opens at once (so the peer's writer can open); the call then waits,
+    /// asynchronously and cancellably, until the write FIFO has a reader (no <c>ENXIO</c> reaches the
+    /// caller). No thread blocks in <c>open</c>, and Input waits for the first writer: it never takes the
+    /// time before the first writer for EOF. EOF comes when the last writer closes (unless
+    /// <see cref="FdConnectionOptions.KeepFifoReaderOpen"/>).
     /// </summary>
-    /// <param name="readPath">The FIFO to read from, or null.</param>
-    /// <param name="writePath">The FIFO to write to, or null.</param>
+    /// <param name="readPath">The FIFO to read from.</param>
+    /// <param name="writePath">The FIFO to write to.</param>
     /// <param name="options">Options; <see cref="FdConnectionOptions.KeepFifoReaderOpen"/> applies here.</param>
     /// <param name="cancellationToken">Cancels the wait; everything opened so far is closed.</param>
     /// <returns>The connection.</returns>
-    public static ValueTask<FdConnection> OpenFifoAsync(string? readPath, string? writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
+    public static ValueTask<FdConnection> OpenFifoAsync(string readPath, string writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
         => FifoOpener.OpenAsync(readPath, writePath, Checked(options), cancellationToken);
 
     /// <summary>
