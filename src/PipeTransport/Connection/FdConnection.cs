@@ -269,7 +269,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// application completed <see cref="Output"/>, what it wrote is sent first (and a peer that never
     /// reads holds this up: call <see cref="Abort"/> to cut it); otherwise unsent bytes are dropped.
     /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
-    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
+    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>. Afterwards Input and
+    /// Output are completed (their memory returns to the pool): do not use them concurrently with
+    /// or after this call.
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -303,6 +305,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         await _sendTask.ConfigureAwait(false);
+
+        // The application is done with the connection: completing its ends returns every pipe block
+        // to the pool (a pipe gives its memory back only once both ends are complete).
+        _input.Reader.Complete();
+        _output.Writer.Complete();
     }
 
     internal void EnsureReceiving()
