@@ -5,27 +5,17 @@ using PipeTransport.Interop;
 namespace PipeTransport.Endpoints;
 
 /// <summary>
-/// Opens FIFO pairs without blocking a thread. Linux gives no direct event for "a peer opened the
-/// other end", so this combines what it does give: the read end opens at once (<c>O_NONBLOCK</c>),
-/// which lets a writer's open succeed; the write end is retried on <c>ENXIO</c>; inotify's
-/// <c>IN_OPEN</c> on the path wakes the retries early, and a backoff timer covers openers inotify does
-/// not report (a reader still blocked in its own open).
+/// Opens FIFO pairs without blocking a thread. Linux gives no event for "a reader opened this FIFO",
+/// so the write end is retried on <c>ENXIO</c>, woken early by inotify's <c>IN_OPEN</c> on the path,
+/// with a short backoff (1 to 25 ms) for openers inotify does not report (a reader still blocked in
+/// its own open).
 /// </summary>
-/// <remarks>
-/// The open does not wait for a writer on the read FIFO. Nothing in Linux tells reliably that one has
-/// come: inotify merges an <c>IN_OPEN</c> into the previous unread one when the two are identical, so a
-/// writer whose open lands next to our own open of the read end (a blocking writer that our open wakes,
-/// a peer retrying its <c>ENXIO</c>) is counted once, as ours; waiting for it then deadlocks with a peer
-/// that waits for our first message before it writes. Input needs no such wait: the receive loop does
-/// not read until <c>FIONREAD</c> shows data or epoll reports <c>EPOLLHUP</c>, which for a FIFO read end
-/// means that a writer came and left after our open, so the first writer's absence is never taken for EOF.
-/// </remarks>
 internal static class FifoOpener
 {
     private const int FirstBackoffMs = 1;
     private const int MaxBackoffMs = 25;
 
-    public static async ValueTask<FdConnection> OpenAsync(string? readPath, string? writePath, FdConnectionOptions options, CancellationToken cancellationToken)
+    public static async ValueTask<FdConnection> OpenAsync(string readPath, string writePath, FdConnectionOptions options, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(readPath);
         ArgumentException.ThrowIfNullOrEmpty(writePath);
@@ -40,6 +30,8 @@ internal static class FifoOpener
         OpenWaiter? waiter = null;
         try
         {
+            // The read end opens at once: that is what lets the peer's writer open succeed. Input then
+            // waits for the first writer (the receive loop trusts epoll, not read()'s 0 before any writer).
             int readerFd = Open(readPath, Libc.O_RDONLY);
             input = FdChannel.Adopt(new SafeFdHandle(readerFd), options.Reactors, disposeHandle: true, readPath);
             if (options.KeepFifoReaderOpen)
@@ -47,6 +39,9 @@ internal static class FifoOpener
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
             }
 
+            // The write end needs a reader first (ENXIO until then). inotify's IN_OPEN wakes the retry
+            // when a reader opens; the backoff covers a reader still blocked in its own open (not
+            // reported until it returns). IN_OPEN events are only hints: identical ones coalesce.
             int backoff = FirstBackoffMs;
             while (output is null)
             {
@@ -62,10 +57,10 @@ internal static class FifoOpener
                     throw PipeTransportException.FromResult(fd, "open", writePath);
                 }
 
-                // ENXIO: no reader yet. The inotify watch is made only now because closing an inotify
-                // instance takes milliseconds (the kernel waits for an SRCU grace period), which an
-                // open that finds its reader at once should not pay; the attempt right after the
-                // watch goes in catches a reader that came in between.
+                // The watch is made only at the first ENXIO: closing an inotify instance takes
+                // milliseconds (the kernel waits for an SRCU grace period), which an open that finds
+                // its reader at once should not pay. The attempt right after the watch goes in
+                // catches a reader that came in between.
                 if (waiter is null)
                 {
                     inotify = WatchOpens(writePath, options);
@@ -105,7 +100,7 @@ internal static class FifoOpener
         return fd >= 0 ? fd : throw PipeTransportException.FromResult(fd, "open", path);
     }
 
-    private static FdChannel WatchOpens(string writePath, FdConnectionOptions options)
+    private static FdChannel WatchOpens(string path, FdConnectionOptions options)
     {
         int fd = Sys.InotifyInit();
         if (fd < 0)
@@ -116,10 +111,10 @@ internal static class FifoOpener
         var handle = new SafeFdHandle(fd);
         try
         {
-            int writeWatch = Sys.InotifyAddWatch(fd, writePath, Libc.IN_OPEN);
-            if (writeWatch < 0)
+            int watch = Sys.InotifyAddWatch(fd, path, Libc.IN_OPEN);
+            if (watch < 0)
             {
-                throw PipeTransportException.FromResult(writeWatch, "inotify_add_watch", writePath);
+                throw PipeTransportException.FromResult(watch, "inotify_add_watch", path);
             }
 
             return FdChannel.Adopt(handle, options.Reactors, disposeHandle: true, "inotify");
@@ -152,11 +147,10 @@ internal static class FifoOpener
         }
     }
 
-    /// <summary>Waits for inotify events or a timer, whichever first.</summary>
+    /// <summary>Waits for an inotify event or a timer, whichever comes first.</summary>
     private sealed class OpenWaiter : IAsyncDisposable
     {
         private readonly FdChannel _inotify;
-        private readonly Dictionary<int, int> _counts = new();
         private readonly CancellationTokenSource _stop = new();
         private Task? _pending;
 
@@ -179,16 +173,9 @@ internal static class FifoOpener
                 _pending = null;
             }
 
-            Collect();
-        }
-
-        private void Collect()
-        {
-            // Reading the queue empties it, so the next event is a new edge for the reactor.
-            _inotify.WithFd(_counts, static (counts, fd) =>
+            _inotify.WithFd(0, static (_, fd) =>
             {
-                Sys.ReadInotify(fd, counts);
-                counts.Clear();
+                Sys.Drain(fd);
                 return 0;
             });
         }
