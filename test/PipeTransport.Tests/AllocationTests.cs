@@ -33,7 +33,7 @@ public class AllocationTests
         yield return new TestCaseData("socketpair", false).SetArgDisplayNames("socketpair", "thread-pool transport");
     }
 
-    [TestCaseSource(nameof(Kinds)), CancelAfter(30_000)]
+    [TestCaseSource(nameof(Kinds)), CancelAfter(60_000)]
     public async Task A_steady_state_read_write_cycle_allocates_nothing(string kind, bool inlineTransport, CancellationToken ct)
     {
         var options = new FdConnectionOptions { InlineTransportScheduling = inlineTransport };
