@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
 using NUnit.Framework;
 using PipeTransport.Buffers;
 using static PipeTransport.Tests.FdTestHelpers;
@@ -30,6 +32,8 @@ public class AllocationTests
         yield return new TestCaseData("socketpair", true).SetArgDisplayNames("socketpair", "inline transport");
         yield return new TestCaseData("pipes", true).SetArgDisplayNames("anonymous pipes", "inline transport");
         yield return new TestCaseData("fifos", true).SetArgDisplayNames("FIFO pair", "inline transport");
+        yield return new TestCaseData("unix", true).SetArgDisplayNames("Unix socket", "inline transport");
+        yield return new TestCaseData("tcp", true).SetArgDisplayNames("TCP", "inline transport");
         yield return new TestCaseData("socketpair", false).SetArgDisplayNames("socketpair", "thread-pool transport");
     }
 
@@ -66,7 +70,7 @@ public class AllocationTests
         }
     }
 
-    [TestCase("socketpair"), TestCase("pipes"), TestCase("fifos"), CancelAfter(10_000)]
+    [TestCase("socketpair"), TestCase("pipes"), TestCase("fifos"), TestCase("unix"), TestCase("tcp"), CancelAfter(10_000)]
     public async Task An_idle_connection_holds_no_pool_blocks(string kind, CancellationToken ct)
     {
         const int blockSize = 12 * 1024; // a pool of its own: no other test rents from it
@@ -96,6 +100,50 @@ public class AllocationTests
         }
 
         Assert.That(pool.Outstanding, Is.EqualTo(start));
+    }
+
+    /// <summary>
+    /// Regression: ConnectAsync registered its socket with epoll before connect(); epoll reports
+    /// EPOLLHUP for a stream socket that is not connected yet, the registration kept it as a hang-up
+    /// seen, and the receive loop of an idle client then rented a block (64 KiB by default) to look
+    /// for an EOF that was not there, and held it while waiting.
+    /// </summary>
+    [TestCase("unix"), TestCase("tcp"), CancelAfter(20_000)]
+    public async Task Idle_connected_clients_hold_no_pool_blocks(string kind, CancellationToken ct)
+    {
+        const int blockSize = 28 * 1024; // a pool of its own
+        const int clients = 50;
+        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(blockSize);
+        long start = pool.Outstanding;
+        var options = new FdConnectionOptions { BufferSize = blockSize };
+        using var dir = new TempDirectory();
+        EndPoint endPoint = kind == "unix" ? new UnixDomainSocketEndPoint(dir.File("s")) : new IPEndPoint(IPAddress.Loopback, 0);
+        var connections = new List<FdConnection>();
+        var reads = new List<ValueTask<ReadResult>>();
+        await using (FdListener listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = options }))
+        {
+            try
+            {
+                for (int i = 0; i < clients; i++)
+                {
+                    ValueTask<FdConnection?> accept = listener.AcceptAsync(ct);
+                    FdConnection client = await FdConnection.ConnectAsync(listener.LocalEndPoint, options, ct);
+                    connections.Add(client);
+                    connections.Add(await accept ?? throw new InvalidOperationException("listener closed"));
+                    reads.Add(client.Input.ReadAsync(ct));
+                }
+
+                Assert.That(reads.Any(r => r.IsCompleted), Is.False);
+                Assert.That(pool.Outstanding - start, Is.Zero, "blocks held by idle clients");
+            }
+            finally
+            {
+                foreach (FdConnection connection in connections)
+                {
+                    await connection.DisposeAsync();
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -159,6 +207,16 @@ public class AllocationTests
                 Task<FdConnection> first = FdConnection.OpenFifoAsync(x, y, options, ct).AsTask();
                 FdConnection second = await FdConnection.OpenFifoAsync(y, x, options, ct);
                 return (await first, second);
+            case "unix":
+            case "tcp":
+                EndPoint endPoint = kind == "unix" ? new UnixDomainSocketEndPoint(dir.File("s")) : new IPEndPoint(IPAddress.Loopback, 0);
+                await using (FdListener listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = options }))
+                {
+                    ValueTask<FdConnection?> accept = listener.AcceptAsync(ct);
+                    FdConnection client = await FdConnection.ConnectAsync(listener.LocalEndPoint, options, ct);
+                    return (client, await accept ?? throw new InvalidOperationException("listener closed"));
+                }
+
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
         }

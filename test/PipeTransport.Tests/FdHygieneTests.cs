@@ -102,6 +102,75 @@ public class FdHygieneTests
         await AssertListenerCyclesLeaveNoFdsAsync(new IPEndPoint(IPAddress.Loopback, 0), ct);
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task RawFd_create_wait_dispose_cycles_leave_no_fd_behind(CancellationToken ct)
+    {
+        async Task CycleAsync(int cycle)
+        {
+            (SafeFdHandle r, SafeFdHandle w) = Pipe();
+            using (r)
+            using (w)
+            {
+                RawFd raw = RawFd.Create(cycle % 2 == 0 ? r : w);
+                if (cycle % 2 == 0)
+                {
+                    // A read wait that the disposal wakes.
+                    ValueTask wait = raw.ReadAsync(fd => ReadOnce(fd, new byte[1]) != -Interop.Libc.EAGAIN, ct);
+                    raw.Dispose();
+                    Assert.That(async () => await wait, Throws.InstanceOf<ObjectDisposedException>());
+                }
+                else
+                {
+                    await raw.WriteAsync(fd => WriteOnce(fd, new byte[1]) > 0, ct);
+                    raw.Dispose();
+                }
+            }
+        }
+
+        for (int i = 0; i < WarmUpCycles; i++)
+        {
+            await CycleAsync(i);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Dictionary<int, string> table = FdTable();
+        int before = OpenFdCount();
+        for (int i = 0; i < Cycles; i++)
+        {
+            await CycleAsync(i);
+        }
+
+        Assert.That(OpenFdCount(), Is.EqualTo(before), () => $"fds changed: {FdChanges(table)}");
+    }
+
+    /// <summary>Regular files go through blocking calls on pool threads; their fds must be closed all the same.</summary>
+    [Test, CancelAfter(60_000)]
+    public async Task Regular_file_connection_cycles_leave_no_fd_behind(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string source = dir.File("in");
+        File.WriteAllBytes(source, RandomBytes(10_000, 5));
+        await AssertCyclesLeaveNoFdsAsync(async (cycle, token) =>
+        {
+            await using FdConnection file = FdConnection.FromFds(
+                File.OpenHandle(source, FileMode.Open, FileAccess.Read),
+                File.OpenHandle(dir.File($"out{cycle % 2}"), FileMode.Create, FileAccess.Write));
+            if (cycle % 2 == 0)
+            {
+                await file.Input.CopyToAsync(file.Output, token);
+                await file.Output.CompleteAsync();
+            }
+            else
+            {
+                ReadResult result = await file.Input.ReadAsync(token);
+                file.Input.AdvanceTo(result.Buffer.Start); // disposal with unread data
+            }
+
+            return FdConnection.CreatePair(); // the shared cycle below runs on a socketpair as well
+        }, ct, cycles: 300);
+    }
+
     [Test, CancelAfter(30_000)]
     public async Task A_child_process_inherits_none_of_our_fds(CancellationToken ct)
     {
