@@ -31,7 +31,8 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private IDuplexPipe _transport;
     private PipeReader? _input;
     private PipeWriter? _output;
-    private CancellationToken? _connectionClosed;
+    private readonly CancellationTokenSource _closed = new();
+    private CancellationToken? _connectionClosedOverride;
 
     public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, TaskCompletionSource? disposed = null)
     {
@@ -42,6 +43,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         MemoryPool = memoryPool;
         LocalEndPoint = connection.LocalEndPoint;
         RemoteEndPoint = connection.RemoteEndPoint;
+        connection.Closed.UnsafeRegister(static state => ((PipeConnectionContext)state!).FireConnectionClosed(), this);
     }
 
     public override string ConnectionId
@@ -64,7 +66,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         set => _transport = value;
     }
 
-    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input);
+    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this);
 
     PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output);
 
@@ -74,15 +76,43 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
 
     public override EndPoint? RemoteEndPoint { get; set; }
 
+    /// <summary>
+    /// Fires when the connection is over: both directions ended, an abort, or a reset from the peer.
+    /// Not when the peer merely half-closes (sends FIN after its request): Kestrel takes this token as
+    /// "the client is gone" and would abort the response, which is what half-close must not do.
+    /// </summary>
     public override CancellationToken ConnectionClosed
     {
-        get => _connectionClosed ?? _connection.Closed;
-        set => _connectionClosed = value;
+        get => _connectionClosedOverride ?? _closed.Token;
+        set => _connectionClosedOverride = value;
     }
 
     public PeerCredentials? PeerCredentials => _connection.PeerCredentials;
 
     public override void Abort(ConnectionAbortedException abortReason) => _connection.Abort(abortReason);
+
+    /// <summary>
+    /// The peer reset the connection (seen on Input). Nothing more can be sent either, so the
+    /// connection is torn down now and Kestrel told at once, before it tries to drain the request body
+    /// or write a response to a dead peer.
+    /// </summary>
+    internal void OnReset(Exception reason)
+    {
+        FireConnectionClosed();
+        _connection.Abort(reason);
+    }
+
+    private void FireConnectionClosed()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed: Kestrel is done with the connection and with its token.
+        }
+    }
 
     /// <summary>
     /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop
@@ -99,6 +129,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         }
         finally
         {
+            _closed.Dispose();
             _disposed?.TrySetResult();
         }
     }

@@ -8,7 +8,7 @@ namespace PipeTransport.Kestrel;
 /// Kestrel's <see cref="ConnectionResetException"/>, which Kestrel logs quietly between requests
 /// instead of as a processing error.
 /// </summary>
-internal sealed class TransportInput(PipeReader inner) : PipeReader
+internal sealed class TransportInput(PipeReader inner, PipeConnectionContext connection) : PipeReader
 {
     public override bool TryRead(out ReadResult result)
     {
@@ -36,7 +36,7 @@ internal sealed class TransportInput(PipeReader inner) : PipeReader
         return read.IsCompletedSuccessfully ? read : AwaitRead(read);
     }
 
-    private static async ValueTask<ReadResult> AwaitRead(ValueTask<ReadResult> read)
+    private async ValueTask<ReadResult> AwaitRead(ValueTask<ReadResult> read)
     {
         try
         {
@@ -48,7 +48,12 @@ internal sealed class TransportInput(PipeReader inner) : PipeReader
         }
     }
 
-    private static ConnectionResetException Map(FdConnectionResetException e) => new(e.Message, e);
+    private ConnectionResetException Map(FdConnectionResetException e)
+    {
+        var reset = new ConnectionResetException(e.Message, e);
+        connection.OnReset(reset);
+        return reset;
+    }
 
     public override void AdvanceTo(SequencePosition consumed) => inner.AdvanceTo(consumed);
 

@@ -216,6 +216,7 @@ internal sealed class TestServer : IAsyncDisposable
 
         public long Written => Volatile.Read(ref _written);
 
+        /// <summary>Completes once the handler saw the client go (RequestAborted or a failed write), with what it caught.</summary>
         public TaskCompletionSource<Exception?> Ended { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>How long the current write has been waiting for the client, or zero.</summary>
@@ -233,7 +234,7 @@ internal sealed class TestServer : IAsyncDisposable
             var chunk = new byte[64 * 1024];
             try
             {
-                while (Written < 1L << 30)
+                while (Written < 1L << 30 && !c.RequestAborted.IsCancellationRequested)
                 {
                     var write = c.Response.BodyWriter.WriteAsync(chunk, c.RequestAborted);
                     if (!write.IsCompleted)
@@ -248,7 +249,10 @@ internal sealed class TestServer : IAsyncDisposable
                     }
                     Interlocked.Add(ref _written, chunk.Length);
                 }
-                Ended.TrySetResult(null);
+
+                // Kestrel turns writes after an abort into no-ops, so "the handler noticed" means
+                // RequestAborted fired: wait for it (the test's own timeout bounds the wait).
+                await Task.Delay(Timeout.Infinite, c.RequestAborted);
             }
             catch (Exception e)
             {
