@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Win32.SafeHandles;
 using Mono.Unix;
 
 namespace PipeTransport.Kestrel;
@@ -62,13 +63,31 @@ internal sealed class FifoConnectionListener : IConnectionListener
         _createdFifos.Add(path);
     }
 
+    /// <summary>
+    /// Waits for the previous conversation to be disposed, then for the next client: first a writer on
+    /// the request FIFO, and only then a reader on the response FIFO. The order matters. Opening the
+    /// response FIFO for writing while the previous client still reads it would make us a second writer,
+    /// and that client would never see its EOF. A client announces itself by opening the request FIFO,
+    /// which the previous one has closed (that close is how it ended its request).
+    /// </summary>
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbind.Token);
         try
         {
             await _previousConnectionDisposed.WaitAsync(cancel.Token).ConfigureAwait(false);
-            var connection = await FdConnection.OpenFifoAsync(_endPoint.ReadPath, _endPoint.WritePath, _connectionOptions, cancel.Token).ConfigureAwait(false);
+            var input = await FifoOpen.WaitForPeerAsync(_endPoint.ReadPath, forWriting: false, cancel.Token).ConfigureAwait(false);
+            SafeFileHandle output;
+            try
+            {
+                output = await FifoOpen.WaitForPeerAsync(_endPoint.WritePath, forWriting: true, cancel.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                input.Dispose();
+                throw;
+            }
+            var connection = FdConnection.FromFds(input, output, _connectionOptions);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
             return new PipeConnectionContext(connection, _memoryPool, disposed)

@@ -36,7 +36,7 @@ public sealed class FifoEndPointTests
         return await reader.ReadToEndAsync(ct);
     }
 
-    [Test, CancelAfter(30_000)]
+    [Test, CancelAfter(30_000), Repeat(10)]
     public async Task ServesOneClientAfterAnother_OnTheSameFifos(CancellationToken ct)
     {
         await using var server = await TestServer.StartAsync(k => k.Listen(new FifoEndPoint(Requests, Responses)), ct);
