@@ -217,6 +217,18 @@ public sealed class HttpTests
     }
 
     [Test, CancelAfter(20_000)]
+    public async Task ListenAnyIP_IsDualStack(CancellationToken ct)
+    {
+        await using var server = await TestServer.StartAsync(k => k.ListenAnyIP(0), ct);
+        var port = new Uri(server.Addresses.Single()).Port;
+        using var v4 = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+        using var v6 = new HttpClient { BaseAddress = new Uri($"http://[::1]:{port}/") };
+
+        Assert.That(await v4.GetStringAsync("/transport", ct), Is.EqualTo("pipe"));
+        Assert.That(await v6.GetStringAsync("/transport", ct), Is.EqualTo("pipe"));
+    }
+
+    [Test, CancelAfter(20_000)]
     public async Task ListenHandle_ServesAnInheritedListeningSocket(CancellationToken ct)
     {
         // What systemd socket activation hands over: an fd that is already bound and listening.
