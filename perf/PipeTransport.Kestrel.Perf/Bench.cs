@@ -189,7 +189,7 @@ internal static partial class Bench
         }
 
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Requests/s, median of {runs} alternating {duration}-second `wrk -t{wrkThreads}` runs per cell, {Environment.ProcessorCount} cores:");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Requests/s, median of {runs} alternating {duration}-second `wrk -t{wrkThreads}` runs per cell, {Environment.ProcessorCount} cores; a ratio is the median of the per-round ratios (each round runs every transport back to back, so a busy moment on the machine hits both sides of a ratio):");
         sb.AppendLine();
         sb.Append("| response | connections |");
         foreach (var t in transports)
@@ -217,7 +217,8 @@ internal static partial class Bench
                 {
                     foreach (var t in transports.Where(t => t != "sockets"))
                     {
-                        sb.Append(CultureInfo.InvariantCulture, $" {Median(results[(path, c, t)]) / Median(baseline):F2}x |");
+                        var ratios = results[(path, c, t)].Zip(baseline, (x, y) => x / y).ToList();
+                        sb.Append(CultureInfo.InvariantCulture, $" {Median(ratios):F2}x |");
                     }
                 }
                 sb.AppendLine();

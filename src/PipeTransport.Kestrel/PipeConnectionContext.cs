@@ -32,6 +32,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private PipeReader? _input;
     private PipeWriter? _output;
     private readonly CancellationTokenSource _closed = new();
+    private readonly CancellationTokenRegistration _fdConnectionClosed;
     private CancellationToken? _connectionClosedOverride;
 
     public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, TaskCompletionSource? disposed = null)
@@ -43,7 +44,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         MemoryPool = memoryPool;
         LocalEndPoint = connection.LocalEndPoint;
         RemoteEndPoint = connection.RemoteEndPoint;
-        connection.Closed.UnsafeRegister(static state => ((PipeConnectionContext)state!).FireConnectionClosed(), this);
+        _fdConnectionClosed = connection.Closed.UnsafeRegister(static state => ((PipeConnectionContext)state!).FireConnectionClosed(), this);
     }
 
     public override string ConnectionId
@@ -129,6 +130,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         }
         finally
         {
+            await _fdConnectionClosed.DisposeAsync().ConfigureAwait(false);
             _closed.Dispose();
             _disposed?.TrySetResult();
         }
