@@ -36,6 +36,9 @@ internal sealed class TestServer : IAsyncDisposable
     /// <summary>Lets /wait requests answer.</summary>
     public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Set when a /wait request's RequestAborted fires.</summary>
+    public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Set when /consume has read its first body bytes.</summary>
     public TaskCompletionSource ConsumeStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -124,8 +127,9 @@ internal sealed class TestServer : IAsyncDisposable
                 await c.Response.Body.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, length - sent)), c.RequestAborted);
             }
         });
-        app.MapGet("/wait", async () =>
+        app.MapGet("/wait", async (HttpContext c) =>
         {
+            c.RequestAborted.Register(() => Aborted.TrySetResult());
             Entered.TrySetResult();
             await Release.Task;
             return "done";
