@@ -66,6 +66,27 @@ public sealed class FifoEndPointTests
     }
 
     [Test, CancelAfter(30_000)]
+    public async Task OneThreadClient_OpensRequestFifoFirst(CancellationToken ct)
+    {
+        await using var server = await TestServer.StartAsync(k => k.Listen(new FifoEndPoint(Requests, Responses)), ct);
+
+        var response = await Task.Run(() =>
+        {
+            // Blocking opens, one after the other, in the documented order.
+            var requests = new FileStream(Requests, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
+            using var responses = new FileStream(Responses, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            using (requests)
+            {
+                requests.Write(Encoding.ASCII.GetBytes("GET /transport HTTP/1.1\r\nHost: fifo\r\n\r\n"));
+            }
+            using var reader = new StreamReader(responses, Encoding.ASCII);
+            return reader.ReadToEnd();
+        }, ct).WaitAsync(ct);
+
+        Assert.That(RawResponse.Parse(response).Body, Is.EqualTo("pipe"));
+    }
+
+    [Test, CancelAfter(30_000)]
     public async Task ShellClient_WithPrintfAndCat(CancellationToken ct)
     {
         await using var server = await TestServer.StartAsync(k => k.Listen(new FifoEndPoint(Requests, Responses)), ct);
