@@ -52,6 +52,23 @@ internal sealed class RawClient : IDisposable
         return Encoding.ASCII.GetString(all.ToArray());
     }
 
+    /// <summary>Reads until what was read ends with <paramref name="end"/> (or EOF).</summary>
+    public async Task<string> ReadUntilAsync(string end, CancellationToken ct)
+    {
+        var text = new StringBuilder();
+        var buffer = new byte[64 * 1024];
+        while (!text.ToString().EndsWith(end, StringComparison.Ordinal))
+        {
+            var read = await Socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+            if (read == 0)
+            {
+                break;
+            }
+            text.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+        return text.ToString();
+    }
+
     /// <summary>Reads at least <paramref name="count"/> bytes (or to EOF).</summary>
     public async Task<int> ReadAtLeastAsync(int count, CancellationToken ct)
     {

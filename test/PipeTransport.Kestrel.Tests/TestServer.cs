@@ -67,7 +67,12 @@ internal sealed class TestServer : IAsyncDisposable
         Action<PipeTransportOptions>? configure = null,
         bool pipeTransport = true)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "PipeTransport.Kestrel.Tests" });
+        // No appsettings.json watcher: its inotify fd closes asynchronously and would blur the fd-leak test.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "PipeTransport.Kestrel.Tests",
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         var logs = new CapturingLoggerProvider();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
