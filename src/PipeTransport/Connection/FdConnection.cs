@@ -30,10 +30,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private readonly ISyscalls _sys;
     private readonly bool _inline;
     private readonly Pipe _input;
-    private readonly Pipe _output;
+    private readonly FdConnectionOptions _options;
+    private Pipe? _output;
     private readonly InputReader _inputReader;
-    private readonly OutputWriter _outputWriter;
-    private readonly Task _sendTask;
+    private OutputWriter? _outputWriter;
+    private Task? _sendTask;
+    private int _sendState;
     private Task? _receiveTask;
     private int _receiveState;
     private volatile bool _stopReceiving;
@@ -55,25 +57,22 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         _out = output;
         _spareWriter = spareWriter;
         _sys = options.Syscalls;
+        _options = options;
 
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
-        PipeScheduler transport = _inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(options.BufferSize);
-        _input = new Pipe(new PipeOptions(pool, options.ApplicationScheduler, transport, options.InputPauseThreshold,
-            options.InputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, transport, options.ApplicationScheduler, options.OutputPauseThreshold,
-            options.OutputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
+        _input = new Pipe(options.InputPipeOptions(_inline));
         _inputReader = new InputReader(_input.Reader, this);
-        _outputWriter = new OutputWriter(_output.Writer);
-        _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
     }
 
     /// <summary>What the peer sends. The receive loop starts at the first read.</summary>
     public PipeReader Input => _inputReader;
 
-    /// <summary>What goes to the peer. Complete it to half-close after the remaining bytes are sent.</summary>
-    public PipeWriter Output => _outputWriter;
+    /// <summary>
+    /// What goes to the peer. Complete it to half-close after the remaining bytes are sent. The
+    /// pipe and the send loop are made on first use: a connection that only listens costs less.
+    /// </summary>
+    public PipeWriter Output => _outputWriter ?? StartSending();
 
     /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
     public CancellationToken Closed
@@ -136,16 +135,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     /// <summary>
     /// Opens a FIFO pair: <paramref name="readPath"/> to read from, <paramref name="writePath"/> to write
-    /// to. Waits, asynchronously and cancellably, until each FIFO has its peer (a writer on the first,
-    /// a reader on the second); no thread blocks in <c>open</c>, and Input never sees a false EOF
-    /// before the first writer. Either path may be null for a one-way connection.
+    /// to. The read end opens at once (so the peer's writer can open); the call then waits,
+    /// asynchronously and cancellably, until the write FIFO has a reader (no <c>ENXIO</c> reaches the
+    /// caller). No thread blocks in <c>open</c>, and Input waits for the first writer: it never takes the
+    /// time before the first writer for EOF. EOF comes when the last writer closes (unless
+    /// <see cref="FdConnectionOptions.KeepFifoReaderOpen"/>).
     /// </summary>
-    /// <param name="readPath">The FIFO to read from, or null.</param>
-    /// <param name="writePath">The FIFO to write to, or null.</param>
+    /// <param name="readPath">The FIFO to read from.</param>
+    /// <param name="writePath">The FIFO to write to.</param>
     /// <param name="options">Options; <see cref="FdConnectionOptions.KeepFifoReaderOpen"/> applies here.</param>
     /// <param name="cancellationToken">Cancels the wait; everything opened so far is closed.</param>
     /// <returns>The connection.</returns>
-    public static ValueTask<FdConnection> OpenFifoAsync(string? readPath, string? writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
+    public static ValueTask<FdConnection> OpenFifoAsync(string readPath, string writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
         => FifoOpener.OpenAsync(readPath, writePath, Checked(options), cancellationToken);
 
     /// <summary>
@@ -258,7 +259,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _input.Writer.CancelPendingFlush();
         }
 
-        _output.Reader.CancelPendingRead();
+        if (!EndSendingIfNotStarted())
+        {
+            _output?.Reader.CancelPendingRead();
+        }
+
         FireClosed();
     }
 
@@ -267,7 +272,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// application completed <see cref="Output"/>, what it wrote is sent first (and a peer that never
     /// reads holds this up: call <see cref="Abort"/> to cut it); otherwise unsent bytes are dropped.
     /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
-    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
+    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>. Afterwards Input and
+    /// Output are completed (their memory returns to the pool): do not use them concurrently with
+    /// or after this call.
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -287,9 +294,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 _in.Registration?.Read.Close(reason);
             }
 
-            if (!_outputWriter.IsCompleted)
+            if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false })
             {
-                _output.Reader.CancelPendingRead();
+                _output!.Reader.CancelPendingRead();
                 _out.Registration?.Write.Close(reason);
             }
         }
@@ -300,7 +307,15 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             await receive.ConfigureAwait(false);
         }
 
-        await _sendTask.ConfigureAwait(false);
+        if (_sendTask is not null)
+        {
+            await _sendTask.ConfigureAwait(false);
+        }
+
+        // The application is done with the connection: completing its ends returns every pipe block
+        // to the pool (a pipe gives its memory back only once both ends are complete).
+        _input.Reader.Complete();
+        _output?.Writer.Complete();
     }
 
     internal void EnsureReceiving()
@@ -323,6 +338,49 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
         _input.Writer.CancelPendingFlush();
         _in.Registration?.Read.Signal();
+    }
+
+    private PipeWriter StartSending()
+    {
+        lock (_inputReader)
+        {
+            if (_outputWriter is null)
+            {
+                var pipe = new Pipe(_options.OutputPipeOptions(_inline));
+                _output = pipe;
+                if (_sendState == NotStarted)
+                {
+                    _sendState = Running;
+                    _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
+                }
+                else
+                {
+                    // Closed before the application first wrote: writes find the reader gone.
+                    pipe.Reader.Complete(Volatile.Read(ref _abortReason));
+                }
+
+                _outputWriter = new OutputWriter(pipe.Writer);
+            }
+
+            return _outputWriter;
+        }
+    }
+
+    /// <summary>Marks the send side ended if the application never touched Output; true if it did so.</summary>
+    private bool EndSendingIfNotStarted()
+    {
+        lock (_inputReader)
+        {
+            if (_sendState != NotStarted)
+            {
+                return false;
+            }
+
+            _sendState = Ended;
+        }
+
+        OnSendEnded(halfClose: false);
+        return true;
     }
 
     private Task? ReceiveTask()
@@ -403,11 +461,17 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         Exception? reason = Volatile.Read(ref _abortReason);
         writer.Complete(reason ?? (_disposed != 0 && error is ObjectDisposedException ? null : error));
         OnReceiveEnded(eof);
+        if (reason is null && error is FdConnectionResetException && _in == _out)
+        {
+            // A reset ends both directions of a socket: tell the send side (and Closed) now, not at
+            // the application's next write.
+            Abort(error);
+        }
     }
 
     private async Task SendLoopAsync()
     {
-        PipeReader reader = _output.Reader;
+        PipeReader reader = _output!.Reader;
         FdChannel channel = _out;
         Exception? error = null;
         try

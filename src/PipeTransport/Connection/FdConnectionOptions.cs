@@ -49,7 +49,7 @@ public sealed class FdConnectionOptions
     /// <summary>
     /// For <see cref="FdConnection.OpenFifoAsync"/>: hold a spare write end of the read FIFO so Input
     /// outlives its writers (a server, a <c>tail -f</c>-style reader): a writer closing is not EOF, and
-    /// the open returns without waiting for the first writer. Input then ends only by
+    /// Input then ends only by
     /// <see cref="FdConnection.Abort"/> or disposal.
     /// </summary>
     public bool KeepFifoReaderOpen { get; set; }
@@ -61,6 +61,40 @@ public sealed class FdConnectionOptions
     internal ISyscalls Syscalls { get; set; } = LinuxSyscalls.Instance;
 
     internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
+
+    // PipeOptions are immutable and shared by every connection made with the same settings
+    // (an idle connection should not carry copies of them).
+    private PipeOptions?[] _pipeOptions = new PipeOptions?[4];
+    private (long, long, long, long, int, PipeScheduler) _pipeOptionsKey;
+
+    internal PipeOptions InputPipeOptions(bool inlineTransport) => PipeOptionsFor(input: true, inlineTransport);
+
+    internal PipeOptions OutputPipeOptions(bool inlineTransport) => PipeOptionsFor(input: false, inlineTransport);
+
+    private PipeOptions PipeOptionsFor(bool input, bool inlineTransport)
+    {
+        var key = (InputPauseThreshold, InputResumeThreshold, OutputPauseThreshold, OutputResumeThreshold, BufferSize, ApplicationScheduler);
+        PipeOptions?[] cache = Volatile.Read(ref _pipeOptions);
+        if (!key.Equals(_pipeOptionsKey))
+        {
+            // The settings changed since the cached ones were made.
+            cache = new PipeOptions?[4];
+            _pipeOptionsKey = key;
+            Volatile.Write(ref _pipeOptions, cache);
+        }
+
+        int index = (input ? 2 : 0) + (inlineTransport ? 1 : 0);
+        return cache[index] ??= Create();
+
+        PipeOptions Create()
+        {
+            PipeScheduler transport = inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+            var pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+            return input
+                ? new PipeOptions(pool, ApplicationScheduler, transport, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
+                : new PipeOptions(pool, transport, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
+        }
+    }
 
     internal void Validate()
     {
