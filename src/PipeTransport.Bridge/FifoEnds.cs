@@ -9,17 +9,7 @@ internal static class FifoEnds
     {
         if (role == Role.Both)
             throw new UsageException($"fifo:{path} carries one direction only: use -u, or fifo:IN!!fifo:OUT");
-        try
-        {
-            // One-way FdConnection.OpenFifoAsync (a null path) is documented; a core that does not
-            // take it yet throws ArgumentNullException, and the blocking open below stands in.
-            return role == Role.Read
-                ? await FdConnection.OpenFifoAsync(path, null, options, cancellationToken).ConfigureAwait(false)
-                : await FdConnection.OpenFifoAsync(null, path, options, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ArgumentNullException)
-        {
-        }
+        // FdConnection.OpenFifoAsync opens FIFO pairs only; one end on its own is opened here.
         return FdConnection.FromFd(await OpenBlockingAsync(path, role, cancellationToken).ConfigureAwait(false), options);
     }
 
