@@ -58,6 +58,25 @@ public sealed partial class LifecycleTests
         Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
     }
 
+    /// <summary>A!!B: read one FIFO, write another, both directions through a socat echo server.</summary>
+    [TestCase("auto"), TestCase("copy"), CancelAfter(20_000)]
+    public async Task SplitFifoAddressThroughUnixEcho(string engine, CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string input = dir.Fifo("in"), output = dir.Fifo("out"), socketPath = dir["echo.sock"];
+        await using var echo = BridgeProcess.StartSocat($"UNIX-LISTEN:{socketPath}", "EXEC:cat");
+        await echo.WaitListeningAsync(cancellationToken);
+        await using var bridge = BridgeProcess.Start("--engine", engine, $"fifo:{input}!!fifo:{output}", $"unix:{socketPath}");
+
+        Task<byte[]> written = Task.Run(async () =>
+            await TestData.WriteAsync(await FifoStream.OpenAsync(input, FileAccess.Write, cancellationToken), 16 * TestData.MiB, 9, cancellationToken));
+        var (length, hash) = await TestData.ReadAsync(await FifoStream.OpenAsync(output, FileAccess.Read, cancellationToken), cancellationToken);
+
+        Assert.That(length, Is.EqualTo(16 * TestData.MiB));
+        Assert.That(hash, Is.EqualTo(await written));
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+    }
+
     [Test, CancelAfter(20_000)]
     public async Task StatsPrintsASummary(CancellationToken cancellationToken)
     {
