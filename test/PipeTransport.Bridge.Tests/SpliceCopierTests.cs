@@ -1,0 +1,110 @@
+using Microsoft.Win32.SafeHandles;
+using Mono.Unix.Native;
+using NUnit.Framework;
+
+namespace PipeTransport.Bridge.Tests;
+
+/// <summary>The library's <see cref="SpliceCopier"/> on its own, over anonymous pipes and socket pairs.</summary>
+public sealed class SpliceCopierTests
+{
+    /// <summary>
+    /// The source ends (all written, writer closed) while the destination is full: splice then says
+    /// EAGAIN although the source is at EOF, and the copier must wait for the destination, not the source.
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task PipeToPipeFinishesWhenTheSourceEndsBehindAFullDestination(CancellationToken cancellationToken)
+    {
+        var (sourceRead, sourceWrite) = Pipe();
+        var (destinationRead, destinationWrite) = Pipe();
+        const int size = 512 * 1024;
+        using RawFd source = RawFd.Create(sourceRead), destination = RawFd.Create(destinationWrite);
+        Assert.That(SpliceCopier.TrySetPipeSize(source, 1 << 20), Is.GreaterThanOrEqualTo(size));
+        byte[] data = new byte[size];
+        new Random(11).NextBytes(data);
+        using (var writer = new FileStream(new SafeFileHandle(sourceWrite.Fd, ownsHandle: false), FileAccess.Write, 0))
+            writer.Write(data);
+        sourceWrite.Dispose(); // EOF is waiting behind the data
+
+        using var copier = new SpliceCopier(source, destination, 64 * 1024);
+        Assert.That(copier.UsesIntermediatePipe, Is.False);
+        Task<long> copy = copier.CopyToEndAsync(cancellationToken);
+
+        // The destination (64 KiB) fills long before the source is drained; read it only now.
+        // When the copy ends, closing the write end (the RawFd keeps the fd open until it is disposed) gives the reader EOF.
+        _ = copy.ContinueWith(_ => { destination.Dispose(); destinationWrite.Dispose(); },
+            CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        byte[] received = await ReadToEndAsync(destinationRead, cancellationToken);
+        Assert.That(await copy, Is.EqualTo(size));
+        Assert.That(received, Is.EqualTo(data));
+        sourceRead.Dispose();
+    }
+
+    [Test, CancelAfter(20_000)]
+    public async Task SocketToSocketGoesThroughAnIntermediatePipe(CancellationToken cancellationToken)
+    {
+        var (left, leftPeer) = FdConnection.CreatePair();
+        var (right, rightPeer) = FdConnection.CreatePair();
+        await using (left) await using (leftPeer) await using (right) await using (rightPeer)
+        {
+            using var copier = new SpliceCopier(leftPeer.InputFd, right.OutputFd, 128 * 1024, "left", "right");
+            Assert.That(copier.UsesIntermediatePipe, Is.True);
+            Task<long> copy = copier.CopyToEndAsync(cancellationToken);
+
+            const long size = 8 * TestData.MiB;
+            Task<byte[]> sent = Task.Run(async () =>
+            {
+                byte[] hash = await TestData.WriteAsync(left.Output.AsStream(leaveOpen: true), size, 12, cancellationToken, close: false);
+                await left.Output.CompleteAsync(); // FIN: the copier's source reaches EOF
+                return hash;
+            }, cancellationToken);
+            Task<(long, byte[])> received = Task.Run(async () =>
+            {
+                long copied = await copy;
+                await right.Output.CompleteAsync(); // the caller half-closes the destination
+                return (copied, Array.Empty<byte>());
+            }, cancellationToken);
+            var (length, hash) = await TestData.ReadAsync(rightPeer.Input.AsStream(leaveOpen: true), cancellationToken, close: false);
+
+            Assert.That(length, Is.EqualTo(size));
+            Assert.That(hash, Is.EqualTo(await sent));
+            Assert.That((await received).Item1, Is.EqualTo(size));
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public void RegularFilesAreRefused(CancellationToken cancellationToken)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+            var (pipeRead, pipeWrite) = Pipe();
+            using RawFd fileFd = RawFd.Create(file), pipeFd = RawFd.Create(pipeWrite);
+            Assert.That(SpliceCopier.CanSplice(fileFd), Is.False);
+            Assert.That(SpliceCopier.CanSplice(pipeFd), Is.True);
+            Assert.Throws<ArgumentException>(() => new SpliceCopier(fileFd, pipeFd).Dispose());
+            pipeRead.Dispose();
+            pipeWrite.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private static (SafeFdHandle Read, SafeFdHandle Write) Pipe()
+    {
+        Assert.That(Syscall.pipe(out int readFd, out int writeFd), Is.Zero);
+        return (new SafeFdHandle(readFd), new SafeFdHandle(writeFd));
+    }
+
+    /// <summary>Blocking reads of a pipe's read end on a thread, to EOF.</summary>
+    private static async Task<byte[]> ReadToEndAsync(SafeFdHandle readEnd, CancellationToken cancellationToken)
+    {
+        using var reader = new FileStream(new SafeFileHandle(readEnd.Fd, ownsHandle: false), FileAccess.Read, 0);
+        var received = new MemoryStream();
+        await Task.Run(() => reader.CopyTo(received), cancellationToken);
+        readEnd.Dispose();
+        return received.ToArray();
+    }
+}
