@@ -1,0 +1,60 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace PipeTransport.Perf.Children;
+
+/// <summary>Idle connections held by .NET <see cref="Socket"/>s with a pending zero-byte <c>ReceiveAsync</c>.</summary>
+internal sealed class SocketIdleServer : IIdleServer
+{
+    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly List<(Socket Socket, Task Hold)> _held = [];
+
+    public SocketIdleServer()
+    {
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Listen(512);
+    }
+
+    public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
+
+    public async Task AcceptAndHoldAsync(int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var socket = await _listener.AcceptAsync();
+            socket.NoDelay = true;
+            _held.Add((socket, HoldAsync(socket)));
+        }
+    }
+
+    public async Task ReleaseAllAsync()
+    {
+        foreach (var (socket, hold) in _held)
+        {
+            await hold;
+            socket.Dispose();
+        }
+
+        _held.Clear();
+    }
+
+    private static async Task HoldAsync(Socket socket)
+    {
+        var buffer = new byte[4096];
+        while (true)
+        {
+            // Wait for data without a buffer (Kestrel's WaitForDataBeforeAllocatingBuffer), then read it.
+            await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
+            if (await socket.ReceiveAsync(buffer, SocketFlags.None) == 0)
+            {
+                return;
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _listener.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
