@@ -1,0 +1,211 @@
+using System.Runtime.InteropServices;
+using Mono.Unix.Native;
+using PipeTransport.Interop;
+using PipeTransport.Reactor;
+
+namespace PipeTransport.Connection;
+
+/// <summary>
+/// One adopted fd: a reference held on its <see cref="SafeHandle"/> for as long as we use the raw
+/// number, its kind, and its reactor registration. This is the one place that decides whether an fd
+/// is pollable (Go's <c>os.newFile</c> makes the same decision): epoll refuses regular files and some
+/// devices with <c>EPERM</c>, and those fall back to plain blocking calls.
+/// </summary>
+internal sealed class FdChannel
+{
+    private readonly bool _restoreBlocking;
+    private readonly bool _disposeHandle;
+    private int _closed;
+
+    private FdChannel(SafeHandle handle, int fd, FdKind kind, Registration? registration, bool restoreBlocking, bool disposeHandle, string name)
+    {
+        Handle = handle;
+        Fd = fd;
+        Kind = kind;
+        Registration = registration;
+        _restoreBlocking = restoreBlocking;
+        _disposeHandle = disposeHandle;
+        Name = name;
+    }
+
+    public SafeHandle Handle { get; }
+
+    public int Fd { get; }
+
+    public FdKind Kind { get; }
+
+    /// <summary>Null for a non-pollable fd (blocking fallback).</summary>
+    public Registration? Registration { get; }
+
+    public bool Pollable => Registration is not null;
+
+    /// <summary>How errors name this fd: a path, an endpoint or <c>fd N</c>.</summary>
+    public string Name { get; }
+
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>Registers an fd this library just created non-blocking and <c>O_CLOEXEC</c> (a socket, an accepted connection).</summary>
+    public static FdChannel AdoptNew(SafeFdHandle handle, FdKind kind, ReactorGroup group, string? name = null)
+    {
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        Registration? registration = group.Next().TryRegister(handle.Fd, out int error);
+        if (registration is null)
+        {
+            handle.DangerousRelease();
+            handle.Dispose();
+            throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name ?? $"fd {handle.Fd}");
+        }
+
+        return new FdChannel(handle, handle.Fd, kind, registration, false, true, name ?? $"fd {handle.Fd}");
+    }
+
+    /// <summary>
+    /// Takes a reference on <paramref name="handle"/>, makes the fd non-blocking and registers it.
+    /// </summary>
+    /// <param name="handle">The fd.</param>
+    /// <param name="group">Where to register it.</param>
+    /// <param name="disposeHandle">Whether closing the channel disposes the handle (adoption) or only releases our reference (RawFd).</param>
+    /// <param name="name">How errors name it; defaults to <c>fd N</c>.</param>
+    public static FdChannel Adopt(SafeHandle handle, ReactorGroup group, bool disposeHandle, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        ObjectDisposedException.ThrowIf(handle.IsClosed, handle);
+        if (handle.IsInvalid)
+        {
+            throw new ArgumentException("The handle does not hold a valid fd.", nameof(handle));
+        }
+
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        int fd = (int)handle.DangerousGetHandle().ToInt64();
+        name ??= $"fd {fd}";
+        try
+        {
+            if (Sys.CheckOpen(fd) < 0)
+            {
+                throw new ArgumentException($"{name} is not an open file descriptor (EBADF).", nameof(handle));
+            }
+
+            FdKind kind = KindOf(fd);
+            if (kind == FdKind.Directory)
+            {
+                throw new ArgumentException($"{name} is a directory (EISDIR).", nameof(handle));
+            }
+
+            int wasNonBlocking = Sys.SetNonBlocking(fd, true);
+            if (wasNonBlocking < 0)
+            {
+                throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name);
+            }
+
+            Registration? registration = group.Next().TryRegister(fd, out int error);
+            if (registration is null)
+            {
+                if (error != -Libc.EPERM)
+                {
+                    throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name);
+                }
+
+                // Not pollable: blocking calls on it are short (page cache, device), so use them as they are.
+                Sys.SetNonBlocking(fd, wasNonBlocking == 1);
+                return new FdChannel(handle, fd, kind, null, false, disposeHandle, name);
+            }
+
+            return new FdChannel(handle, fd, kind, registration, wasNonBlocking == 0, disposeHandle, name);
+        }
+        catch
+        {
+            handle.DangerousRelease();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Unregisters, restores the blocking flag we changed (the open file description may be shared,
+    /// e.g. an inherited stdin), releases our reference and, for adopted fds, closes it. Idempotent.
+    /// </summary>
+    public void Close(Exception? reason = null)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        Registration?.Unregister(reason);
+        if (_restoreBlocking)
+        {
+            Sys.SetNonBlocking(Fd, false);
+        }
+
+        Handle.DangerousRelease();
+        if (_disposeHandle)
+        {
+            Handle.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Removes the fd from epoll and wakes waiters with <paramref name="reason"/>, without closing it.
+    /// Safe against a concurrent <see cref="Close"/>: it holds a reference, so the number cannot be
+    /// closed (and reused) under the <c>epoll_ctl</c>.
+    /// </summary>
+    public void Unregister(Exception? reason)
+    {
+        if (Registration is { } registration)
+        {
+            WithFd(registration, reason, static (r, _, why) => { r.Unregister(why); return 0; });
+        }
+    }
+
+    /// <summary><c>shutdown(2)</c> on a socket, if the fd is still open; errors (ENOTCONN) are of no interest here.</summary>
+    public void Shutdown(int how)
+    {
+        if (Kind == FdKind.Socket)
+        {
+            WithFd(how, null, static (h, fd, _) => Sys.Shutdown(fd, h));
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> with the fd held open; returns <c>-EBADF</c> once the channel is closed.</summary>
+    public int WithFd<T>(T state, Func<T, int, int> action) => WithFd(state, null, (s, fd, _) => action(s, fd));
+
+    private int WithFd<T>(T state, Exception? reason, Func<T, int, Exception?, int> action)
+    {
+        bool added = false;
+        try
+        {
+            Handle.DangerousAddRef(ref added);
+            return IsClosed ? -Libc.EBADF : action(state, Fd, reason);
+        }
+        catch (ObjectDisposedException)
+        {
+            return -Libc.EBADF;
+        }
+        finally
+        {
+            if (added)
+            {
+                Handle.DangerousRelease();
+            }
+        }
+    }
+
+    private static FdKind KindOf(int fd)
+    {
+        if (Syscall.fstat(fd, out Stat stat) != 0)
+        {
+            return FdKind.Other;
+        }
+
+        return (stat.st_mode & FilePermissions.S_IFMT) switch
+        {
+            FilePermissions.S_IFIFO => FdKind.Pipe,
+            FilePermissions.S_IFSOCK => FdKind.Socket,
+            FilePermissions.S_IFCHR => FdKind.CharacterDevice,
+            FilePermissions.S_IFREG => FdKind.RegularFile,
+            FilePermissions.S_IFDIR => FdKind.Directory,
+            _ => FdKind.Other,
+        };
+    }
+}

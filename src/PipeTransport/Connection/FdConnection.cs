@@ -1,0 +1,529 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.InteropServices;
+using Mono.Unix.Native;
+using PipeTransport.Buffers;
+using PipeTransport.Connection;
+using PipeTransport.Endpoints;
+using PipeTransport.Interop;
+
+namespace PipeTransport;
+
+/// <summary>
+/// A duplex pipe over one fd (a socket, a tty) or a pair of fds (two FIFOs, two anonymous pipes,
+/// stdin and stdout). A receive loop moves bytes from the fd into <see cref="Input"/> when the fd is
+/// readable; a send loop moves what the application flushes into <see cref="Output"/> to the fd when
+/// it is writable. Both directions are independent: the peer's EOF completes Input while Output keeps
+/// working, and completing Output sends what remains and then half-closes (<c>shutdown(SHUT_WR)</c>
+/// on a socket, close of a pipe's write end) while Input keeps working.
+/// </summary>
+public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
+{
+    private const int NotStarted = 0;
+    private const int Running = 1;
+    private const int Ended = 2;
+
+    private readonly FdChannel _in;
+    private readonly FdChannel _out;
+    private readonly SafeHandle? _spareWriter;
+    private readonly ISyscalls _sys;
+    private readonly bool _inline;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+    private readonly InputReader _inputReader;
+    private readonly OutputWriter _outputWriter;
+    private readonly Task _sendTask;
+    private Task? _receiveTask;
+    private int _receiveState;
+    private volatile bool _stopReceiving;
+    private Exception? _abortReason;
+    private int _openLoops = 2;
+    private int _disposed;
+    private bool _closed;
+    private CancellationTokenSource? _closedCts;
+    private EndPoint? _localEndPoint;
+    private EndPoint? _remoteEndPoint;
+    private RawFd? _inputFd;
+    private RawFd? _outputFd;
+    private int _peerCredentialsState;
+    private PeerCredentials _peerCredentials;
+
+    internal FdConnection(FdChannel input, FdChannel output, FdConnectionOptions options, SafeHandle? spareWriter = null)
+    {
+        _in = input;
+        _out = output;
+        _spareWriter = spareWriter;
+        _sys = options.Syscalls;
+
+        // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
+        _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
+        PipeScheduler transport = _inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(options.BufferSize);
+        _input = new Pipe(new PipeOptions(pool, options.ApplicationScheduler, transport, options.InputPauseThreshold,
+            options.InputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pool, transport, options.ApplicationScheduler, options.OutputPauseThreshold,
+            options.OutputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
+        _inputReader = new InputReader(_input.Reader, this);
+        _outputWriter = new OutputWriter(_output.Writer);
+        _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
+    }
+
+    /// <summary>What the peer sends. The receive loop starts at the first read.</summary>
+    public PipeReader Input => _inputReader;
+
+    /// <summary>What goes to the peer. Complete it to half-close after the remaining bytes are sent.</summary>
+    public PipeWriter Output => _outputWriter;
+
+    /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
+    public CancellationToken Closed
+    {
+        get
+        {
+            lock (_inputReader)
+            {
+                return _closed ? new CancellationToken(true) : (_closedCts ??= new CancellationTokenSource()).Token;
+            }
+        }
+    }
+
+    /// <summary>The local address, for sockets (null for other fds).</summary>
+    public EndPoint? LocalEndPoint => _localEndPoint ??= SocketAddresses.TryName(_in, peer: false);
+
+    /// <summary>The peer's address, for sockets (null for other fds).</summary>
+    public EndPoint? RemoteEndPoint => _remoteEndPoint ??= SocketAddresses.TryName(_in, peer: true);
+
+    /// <summary>The fd Input is read from, with reactor waits (see <see cref="RawFd"/> for when it is safe to read it directly).</summary>
+    public RawFd InputFd => _inputFd ??= new RawFd(_in, ownsChannel: false);
+
+    /// <summary>The fd Output is written to, with reactor waits.</summary>
+    public RawFd OutputFd => _outputFd ??= new RawFd(_out, ownsChannel: false);
+
+    /// <summary>For a Unix domain socket, the peer process's pid, uid and gid (<c>SO_PEERCRED</c>); otherwise null.</summary>
+    public PeerCredentials? PeerCredentials
+    {
+        get
+        {
+            if (Volatile.Read(ref _peerCredentialsState) == 0)
+            {
+                bool unix = false;
+                PeerCredentials credentials = default;
+                if (_in.Kind == FdKind.Socket && !_in.IsClosed)
+                {
+                    try
+                    {
+                        InputFd.Control(fd =>
+                        {
+                            if (SocketAddresses.Family(fd) == Libc.AF_UNIX && Sys.GetPeerCredentials(fd, out int pid, out uint uid, out uint gid) == 0)
+                            {
+                                unix = true;
+                                credentials = new PeerCredentials(pid, uid, gid);
+                            }
+                        });
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                    }
+                }
+
+                _peerCredentials = credentials;
+                Volatile.Write(ref _peerCredentialsState, unix ? 1 : 2);
+            }
+
+            return _peerCredentialsState == 1 ? _peerCredentials : null;
+        }
+    }
+
+    /// <summary>
+    /// Opens a FIFO pair: <paramref name="readPath"/> to read from, <paramref name="writePath"/> to write
+    /// to. Waits, asynchronously and cancellably, until each FIFO has its peer (a writer on the first,
+    /// a reader on the second); no thread blocks in <c>open</c>, and Input never sees a false EOF
+    /// before the first writer. Either path may be null for a one-way connection.
+    /// </summary>
+    /// <param name="readPath">The FIFO to read from, or null.</param>
+    /// <param name="writePath">The FIFO to write to, or null.</param>
+    /// <param name="options">Options; <see cref="FdConnectionOptions.KeepFifoReaderOpen"/> applies here.</param>
+    /// <param name="cancellationToken">Cancels the wait; everything opened so far is closed.</param>
+    /// <returns>The connection.</returns>
+    public static ValueTask<FdConnection> OpenFifoAsync(string? readPath, string? writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
+        => FifoOpener.OpenAsync(readPath, writePath, Checked(options), cancellationToken);
+
+    /// <summary>
+    /// Adopts two fds, one to read and one to write (anonymous pipes, FIFOs, stdin/stdout, sockets,
+    /// ttys; regular files work through blocking calls behind the same API). The connection owns them
+    /// from now on and closes each exactly once.
+    /// </summary>
+    /// <param name="input">The fd to read from.</param>
+    /// <param name="output">The fd to write to.</param>
+    /// <param name="options">Options.</param>
+    /// <returns>The connection.</returns>
+    public static FdConnection FromFds(SafeHandle input, SafeHandle output, FdConnectionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(output);
+        if (ReferenceEquals(input, output))
+        {
+            return FromFd(input, options);
+        }
+
+        options = Checked(options);
+        FdChannel inChannel = FdChannel.Adopt(input, options.Reactors, disposeHandle: true);
+        FdChannel outChannel;
+        try
+        {
+            outChannel = FdChannel.Adopt(output, options.Reactors, disposeHandle: true);
+        }
+        catch
+        {
+            inChannel.Close();
+            throw;
+        }
+
+        return new FdConnection(inChannel, outChannel, options);
+    }
+
+    /// <summary>Adopts one duplex fd (a socket, a tty, a character device, a file). The connection owns it from now on.</summary>
+    /// <param name="fd">The fd.</param>
+    /// <param name="options">Options.</param>
+    /// <returns>The connection.</returns>
+    public static FdConnection FromFd(SafeHandle fd, FdConnectionOptions? options = null)
+    {
+        options = Checked(options);
+        FdChannel channel = FdChannel.Adopt(fd, options.Reactors, disposeHandle: true);
+        return new FdConnection(channel, channel, options);
+    }
+
+    /// <summary>Two connected ends (a Unix <c>socketpair</c>).</summary>
+    /// <param name="options">Options for both ends.</param>
+    /// <returns>The two ends.</returns>
+    public static (FdConnection, FdConnection) CreatePair(FdConnectionOptions? options = null)
+    {
+        int r = Sys.SocketPair(out int fd0, out int fd1);
+        if (r < 0)
+        {
+            throw PipeTransportException.FromResult(r, "socketpair", null);
+        }
+
+        var h1 = new SafeFdHandle(fd1);
+        FdConnection first;
+        try
+        {
+            first = FromFd(new SafeFdHandle(fd0), options);
+        }
+        catch
+        {
+            h1.Dispose();
+            throw;
+        }
+
+        return (first, FromFd(h1, options));
+    }
+
+    /// <summary>
+    /// Connects a stream socket (<see cref="System.Net.Sockets.UnixDomainSocketEndPoint"/>, including
+    /// abstract <c>@name</c> addresses, or <see cref="IPEndPoint"/>) without blocking: <c>EINPROGRESS</c>,
+    /// then a wait for writability, then <c>SO_ERROR</c>.
+    /// </summary>
+    /// <param name="endPoint">Where to connect.</param>
+    /// <param name="options">Options (<see cref="FdConnectionOptions.NoDelay"/> applies to TCP).</param>
+    /// <param name="cancellationToken">Cancels the connect; the socket is closed.</param>
+    /// <returns>The connection.</returns>
+    public static ValueTask<FdConnection> ConnectAsync(EndPoint endPoint, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
+        => SocketConnector.ConnectAsync(endPoint, Checked(options), cancellationToken);
+
+    /// <summary>
+    /// Tears both directions down at once: pending reads and flushes complete (Input's with
+    /// <paramref name="reason"/>), unsent bytes are dropped, a socket is shut down both ways.
+    /// </summary>
+    /// <param name="reason">Why; default a <see cref="PipeTransportException"/> with <c>ECONNABORTED</c>.</param>
+    public void Abort(Exception? reason = null)
+    {
+        reason ??= new PipeTransportException(Errno.ECONNABORTED, "abort", _in.Name, "The connection was aborted by the application.");
+        if (Interlocked.CompareExchange(ref _abortReason, reason, null) is not null)
+        {
+            return;
+        }
+
+        _stopReceiving = true;
+        _in.Shutdown(Libc.SHUT_RDWR);
+        _in.Unregister(reason);
+        _out.Unregister(reason);
+        if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
+        {
+            _input.Writer.Complete(reason);
+            OnReceiveEnded(eof: false);
+        }
+        else
+        {
+            _input.Writer.CancelPendingFlush();
+        }
+
+        _output.Reader.CancelPendingRead();
+        FireClosed();
+    }
+
+    /// <summary>
+    /// Closes the connection and waits for both loops; every fd is closed exactly once. If the
+    /// application completed <see cref="Output"/>, what it wrote is sent first (and a peer that never
+    /// reads holds this up: call <see cref="Abort"/> to cut it); otherwise unsent bytes are dropped.
+    /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
+    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    /// <returns>A task that completes when everything is closed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            var reason = new ObjectDisposedException(nameof(FdConnection));
+            _stopReceiving = true;
+            if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
+            {
+                _input.Writer.Complete();
+                OnReceiveEnded(eof: false);
+            }
+            else
+            {
+                _input.Writer.CancelPendingFlush();
+                _in.Registration?.Read.Close(reason);
+            }
+
+            if (!_outputWriter.IsCompleted)
+            {
+                _output.Reader.CancelPendingRead();
+                _out.Registration?.Write.Close(reason);
+            }
+        }
+
+        Task? receive = ReceiveTask();
+        if (receive is not null)
+        {
+            await receive.ConfigureAwait(false);
+        }
+
+        await _sendTask.ConfigureAwait(false);
+    }
+
+    internal void EnsureReceiving()
+    {
+        if (Volatile.Read(ref _receiveState) == NotStarted && Interlocked.CompareExchange(ref _receiveState, Running, NotStarted) == NotStarted)
+        {
+            _receiveTask = _in.Pollable ? ReceiveLoopAsync() : Task.Run(ReceiveLoopAsync);
+        }
+    }
+
+    internal void OnInputCompleted()
+    {
+        _stopReceiving = true;
+        if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
+        {
+            _input.Writer.Complete();
+            OnReceiveEnded(eof: false);
+            return;
+        }
+
+        _input.Writer.CancelPendingFlush();
+        _in.Registration?.Read.Signal();
+    }
+
+    private Task? ReceiveTask()
+    {
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _receiveState) == Running && Volatile.Read(ref _receiveTask) is null)
+        {
+            spin.SpinOnce(); // EnsureReceiving is between its state change and storing the task.
+        }
+
+        return Volatile.Read(ref _receiveTask);
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        PipeWriter writer = _input.Writer;
+        FdChannel channel = _in;
+        Exception? error = null;
+        bool eof = false;
+
+        // Pollable fds are asked how much is buffered before a buffer is rented: an idle connection
+        // holds no memory, and a FIFO whose writer has not come yet (read() says 0) is not taken for EOF.
+        bool probe = channel.Pollable;
+        bool mayHaveData = !probe;
+        try
+        {
+            while (!_stopReceiving)
+            {
+                if (!mayHaveData && probe)
+                {
+                    int available = Sys.BytesAvailable(_sys, channel.Fd);
+                    if (available == 0 && !channel.Registration!.HangUpSeen)
+                    {
+                        await channel.Registration.Read.WaitAsync(!_inline);
+                        continue;
+                    }
+
+                    if (available < 0)
+                    {
+                        probe = false; // FIONREAD not supported here (ENOTTY): read and wait on EAGAIN instead.
+                    }
+                }
+
+                Memory<byte> memory = writer.GetMemory();
+                nint n = Sys.Read(_sys, channel.Fd, memory);
+                if (n > 0)
+                {
+                    writer.Advance((int)n);
+                    mayHaveData = n == memory.Length;
+                    FlushResult result = await writer.FlushAsync();
+                    if (result.IsCompleted || result.IsCanceled)
+                    {
+                        break;
+                    }
+                }
+                else if (n == 0)
+                {
+                    eof = true;
+                    break;
+                }
+                else if (n == -Libc.EAGAIN)
+                {
+                    mayHaveData = false;
+                    await channel.Registration!.Read.WaitAsync(!_inline);
+                }
+                else
+                {
+                    throw PipeTransportException.FromResult(n, "read", channel.Name);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        // An abort or a disposal that woke the loop is not an error of the fd.
+        Exception? reason = Volatile.Read(ref _abortReason);
+        writer.Complete(reason ?? (_disposed != 0 && error is ObjectDisposedException ? null : error));
+        OnReceiveEnded(eof);
+    }
+
+    private async Task SendLoopAsync()
+    {
+        PipeReader reader = _output.Reader;
+        FdChannel channel = _out;
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await reader.ReadAsync();
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                if (result.IsCanceled && !result.IsCompleted)
+                {
+                    break; // abort, or disposal without the application completing Output
+                }
+
+                if (buffer.IsEmpty)
+                {
+                    reader.AdvanceTo(buffer.End);
+                    if (result.IsCompleted)
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                nint n = Sys.Write(_sys, channel.Fd, buffer);
+                if (n >= 0)
+                {
+                    reader.AdvanceTo(buffer.GetPosition(n));
+                }
+                else if (n == -Libc.EAGAIN)
+                {
+                    reader.AdvanceTo(buffer.Start);
+                    await channel.Registration!.Write.WaitAsync(!_inline);
+                }
+                else
+                {
+                    throw PipeTransportException.FromResult(n, "write", channel.Name);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        Exception? reason = Volatile.Read(ref _abortReason);
+        bool disposedWhileWaiting = _disposed != 0 && error is ObjectDisposedException;
+        reader.Complete(reason ?? (disposedWhileWaiting ? null : error));
+        OnSendEnded(halfClose: reason is null && error is null);
+    }
+
+    private void OnReceiveEnded(bool eof)
+    {
+        if (_in != _out)
+        {
+            _in.Close();
+            _spareWriter?.Dispose();
+        }
+        else if (!eof)
+        {
+            _in.Shutdown(Libc.SHUT_RD);
+        }
+
+        LoopEnded();
+    }
+
+    private void OnSendEnded(bool halfClose)
+    {
+        if (_in != _out)
+        {
+            _out.Close(); // for a pipe, closing the write end is the half-close: the peer reads EOF
+        }
+        else if (halfClose)
+        {
+            _out.Shutdown(Libc.SHUT_WR);
+        }
+
+        LoopEnded();
+    }
+
+    private void LoopEnded()
+    {
+        if (Interlocked.Decrement(ref _openLoops) == 0)
+        {
+            _in.Close();
+            _out.Close();
+            _spareWriter?.Dispose();
+            FireClosed();
+        }
+    }
+
+    private void FireClosed()
+    {
+        CancellationTokenSource? cts;
+        lock (_inputReader)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            _closed = true;
+            cts = _closedCts;
+        }
+
+        if (cts is not null)
+        {
+            // Callbacks of Closed are user code: never run them on the reactor or inside a loop.
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c.Cancel(), cts, preferLocal: false);
+        }
+    }
+
+    private static FdConnectionOptions Checked(FdConnectionOptions? options)
+    {
+        options ??= FdConnectionOptions.Default;
+        options.Validate();
+        return options;
+    }
+}

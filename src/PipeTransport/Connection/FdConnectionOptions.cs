@@ -1,0 +1,74 @@
+using System.IO.Pipelines;
+using PipeTransport.Interop;
+
+namespace PipeTransport;
+
+/// <summary>Tuning for an <see cref="FdConnection"/>. One instance may be shared by many connections.</summary>
+public sealed class FdConnectionOptions
+{
+    /// <summary>The defaults.</summary>
+    internal static readonly FdConnectionOptions Default = new();
+
+    /// <summary>
+    /// Unread bytes in <see cref="FdConnection.Input"/> at which the transport stops reading the fd,
+    /// so the kernel pushes back on the peer (a full pipe, a closed TCP window). Default 1 MiB.
+    /// </summary>
+    public long InputPauseThreshold { get; set; } = 1024 * 1024;
+
+    /// <summary>Unread bytes at which reading resumes after a pause. Default 512 KiB.</summary>
+    public long InputResumeThreshold { get; set; } = 512 * 1024;
+
+    /// <summary>
+    /// Unsent bytes in <see cref="FdConnection.Output"/> at which the application's
+    /// <c>FlushAsync</c> stays incomplete until the fd drains. Default 64 KiB.
+    /// </summary>
+    public long OutputPauseThreshold { get; set; } = 64 * 1024;
+
+    /// <summary>Unsent bytes at which a paused <c>FlushAsync</c> completes. Default 32 KiB.</summary>
+    public long OutputResumeThreshold { get; set; } = 32 * 1024;
+
+    /// <summary>
+    /// Size of the pinned blocks the pipes are built from, which is also the most one <c>read</c>
+    /// takes. Default 64 KiB (the default pipe capacity).
+    /// </summary>
+    public int BufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>Where the application's continuations run (reads of Input, flushes of Output). Default: the thread pool.</summary>
+    public PipeScheduler ApplicationScheduler { get; set; } = PipeScheduler.ThreadPool;
+
+    /// <summary>
+    /// Run the transport's side inline: the receive loop on the reactor thread when the fd becomes
+    /// readable, the send loop inside the application's <c>FlushAsync</c>. Lowest latency; the default.
+    /// When false, both run on the thread pool.
+    /// </summary>
+    public bool InlineTransportScheduling { get; set; } = true;
+
+    /// <summary>The reactors the fds are registered with. Default: <see cref="ReactorGroup.Default"/>.</summary>
+    public ReactorGroup? ReactorGroup { get; set; }
+
+    /// <summary>
+    /// For <see cref="FdConnection.OpenFifoAsync"/>: hold a spare write end of the read FIFO so Input
+    /// outlives its writers (a server, a <c>tail -f</c>-style reader): a writer closing is not EOF, and
+    /// the open returns without waiting for the first writer. Input then ends only by
+    /// <see cref="FdConnection.Abort"/> or disposal.
+    /// </summary>
+    public bool KeepFifoReaderOpen { get; set; }
+
+    /// <summary>Set <c>TCP_NODELAY</c> on TCP connections. Default true.</summary>
+    public bool NoDelay { get; set; } = true;
+
+    /// <summary>The data-path system calls; tests replace them to produce EINTR, EIO or short writes.</summary>
+    internal ISyscalls Syscalls { get; set; } = LinuxSyscalls.Instance;
+
+    internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(BufferSize, 1024, nameof(BufferSize));
+        ArgumentOutOfRangeException.ThrowIfNegative(InputResumeThreshold, nameof(InputResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfNegative(OutputResumeThreshold, nameof(OutputResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(InputResumeThreshold, InputPauseThreshold, nameof(InputResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(OutputResumeThreshold, OutputPauseThreshold, nameof(OutputResumeThreshold));
+        ArgumentNullException.ThrowIfNull(ApplicationScheduler, nameof(ApplicationScheduler));
+    }
+}

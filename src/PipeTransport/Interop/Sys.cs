@@ -1,0 +1,239 @@
+using System.Runtime.InteropServices;
+
+namespace PipeTransport.Interop;
+
+/// <summary>
+/// Control-plane and setup calls with the one <c>EINTR</c> policy of the project: a call that
+/// was interrupted by a signal before doing anything is simply made again. Results are the
+/// libc value when it succeeded, or the negated errno.
+/// </summary>
+internal static unsafe class Sys
+{
+    /// <summary>The single place where an interrupted call is recognised.</summary>
+    public static bool Interrupted(nint result) => result == -1 && Marshal.GetLastPInvokeError() == Libc.EINTR;
+
+    /// <summary>The result, or the negated errno when it failed.</summary>
+    public static nint Result(nint result) => result >= 0 ? result : -Marshal.GetLastPInvokeError();
+
+    public static nint Read(ISyscalls calls, int fd, Memory<byte> buffer)
+    {
+        nint r;
+        while ((r = calls.Read(fd, buffer)) == -Libc.EINTR) { }
+        return r;
+    }
+
+    public static nint Write(ISyscalls calls, int fd, in System.Buffers.ReadOnlySequence<byte> buffer)
+    {
+        nint r;
+        while ((r = calls.Write(fd, buffer)) == -Libc.EINTR) { }
+        return r;
+    }
+
+    public static int BytesAvailable(ISyscalls calls, int fd)
+    {
+        int r;
+        while ((r = calls.BytesAvailable(fd)) == -Libc.EINTR) { }
+        return r;
+    }
+
+    public static int Open(string path, int flags, int mode = 0)
+    {
+        int r;
+        while (Interrupted(r = Libc.Open(path, flags | Libc.O_CLOEXEC, mode))) { }
+        return (int)Result(r);
+    }
+
+    public static int Fcntl(int fd, int cmd, int arg)
+    {
+        int r;
+        while (Interrupted(r = Libc.Fcntl(fd, cmd, arg))) { }
+        return (int)Result(r);
+    }
+
+    /// <summary>Sets or clears <c>O_NONBLOCK</c>; returns whether it was set before, or the negated errno.</summary>
+    public static int SetNonBlocking(int fd, bool nonBlocking)
+    {
+        int flags = Fcntl(fd, Libc.F_GETFL, 0);
+        if (flags < 0)
+        {
+            return flags;
+        }
+
+        bool was = (flags & Libc.O_NONBLOCK) != 0;
+        if (was != nonBlocking)
+        {
+            int r = Fcntl(fd, Libc.F_SETFL, nonBlocking ? flags | Libc.O_NONBLOCK : flags & ~Libc.O_NONBLOCK);
+            if (r < 0)
+            {
+                return r;
+            }
+        }
+
+        return was ? 1 : 0;
+    }
+
+    /// <summary>Checks that <paramref name="fd"/> is an open descriptor (<c>fcntl(F_GETFD)</c>).</summary>
+    public static int CheckOpen(int fd) => Fcntl(fd, Libc.F_GETFD, 0);
+
+    public static int Shutdown(int fd, int how) => (int)Result(Libc.Shutdown(fd, how));
+
+    public static int Pipe(out int readFd, out int writeFd)
+    {
+        int* fds = stackalloc int[2];
+        int r = (int)Result(Libc.Pipe2(fds, Libc.O_CLOEXEC | Libc.O_NONBLOCK));
+        readFd = fds[0];
+        writeFd = fds[1];
+        return r;
+    }
+
+    public static int SocketPair(out int fd0, out int fd1)
+    {
+        int* fds = stackalloc int[2];
+        int r = (int)Result(Libc.SocketPair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0, fds));
+        fd0 = fds[0];
+        fd1 = fds[1];
+        return r;
+    }
+
+    public static int Socket(int family) =>
+        (int)Result(Libc.Socket(family, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0));
+
+    public static int Bind(int fd, ReadOnlySpan<byte> address)
+    {
+        fixed (byte* p = address)
+        {
+            return (int)Result(Libc.Bind(fd, p, address.Length));
+        }
+    }
+
+    public static int Listen(int fd, int backlog) => (int)Result(Libc.Listen(fd, backlog));
+
+    /// <summary><c>accept4</c> with <c>SOCK_NONBLOCK | SOCK_CLOEXEC</c>.</summary>
+    public static int Accept(int fd)
+    {
+        int r;
+        while (Interrupted(r = Libc.Accept4(fd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC))) { }
+        return (int)Result(r);
+    }
+
+    /// <summary>
+    /// Starts a non-blocking connect. An interrupted connect keeps going in the kernel, so
+    /// <c>EINTR</c> is reported as <c>EINPROGRESS</c> instead of being retried.
+    /// </summary>
+    public static int Connect(int fd, ReadOnlySpan<byte> address)
+    {
+        fixed (byte* p = address)
+        {
+            int r = (int)Result(Libc.Connect(fd, p, address.Length));
+            return r == -Libc.EINTR ? -Libc.EINPROGRESS : r;
+        }
+    }
+
+    public static int GetSockOptInt(int fd, int level, int name, out int value)
+    {
+        int v = 0;
+        int len = sizeof(int);
+        int r = (int)Result(Libc.GetSockOpt(fd, level, name, &v, &len));
+        value = v;
+        return r;
+    }
+
+    public static int SetSockOptInt(int fd, int level, int name, int value) =>
+        (int)Result(Libc.SetSockOpt(fd, level, name, &value, sizeof(int)));
+
+    /// <summary><c>SO_PEERCRED</c>: pid, uid, gid of the process that connected a Unix socket.</summary>
+    public static int GetPeerCredentials(int fd, out int pid, out uint uid, out uint gid)
+    {
+        int* cred = stackalloc int[3];
+        int len = 3 * sizeof(int);
+        int r = (int)Result(Libc.GetSockOpt(fd, Libc.SOL_SOCKET, Libc.SO_PEERCRED, cred, &len));
+        pid = cred[0];
+        uid = (uint)cred[1];
+        gid = (uint)cred[2];
+        return r;
+    }
+
+    /// <summary>Reads the local (<paramref name="peer"/> false) or remote address into <paramref name="buffer"/>; returns its length.</summary>
+    public static int GetName(int fd, bool peer, Span<byte> buffer)
+    {
+        int len = buffer.Length;
+        fixed (byte* p = buffer)
+        {
+            int r = peer ? Libc.GetPeerName(fd, p, &len) : Libc.GetSockName(fd, p, &len);
+            return r < 0 ? (int)Result(r) : len;
+        }
+    }
+
+    public static int EpollCreate() => (int)Result(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
+
+    public static int EventFd() => (int)Result(Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK));
+
+    public static int InotifyInit() => (int)Result(Libc.InotifyInit1(Libc.IN_CLOEXEC | Libc.IN_NONBLOCK));
+
+    public static int InotifyAddWatch(int fd, string path, uint mask) => (int)Result(Libc.InotifyAddWatch(fd, path, mask));
+
+    /// <summary>Writes 1 to an eventfd (wakes whoever waits on it).</summary>
+    public static void SignalEventFd(int fd)
+    {
+        ulong one = 1;
+        while (Interrupted(Libc.Write(fd, (byte*)&one, sizeof(ulong)))) { }
+    }
+
+    /// <summary>Reads and discards everything a non-blocking fd holds (eventfd counter, inotify events).</summary>
+    public static void Drain(int fd)
+    {
+        byte* scratch = stackalloc byte[4096];
+        while (true)
+        {
+            nint r = Libc.Read(fd, scratch, 4096);
+            if (r > 0 || Interrupted(r))
+            {
+                continue;
+            }
+
+            return;
+        }
+    }
+
+    /// <summary>Reads every pending inotify event and adds one per event to its watch's count.</summary>
+    public static void ReadInotify(int fd, Dictionary<int, int> counts)
+    {
+        const int size = 4096;
+        byte* buffer = stackalloc byte[size];
+        while (true)
+        {
+            nint r = Libc.Read(fd, buffer, size);
+            if (Interrupted(r))
+            {
+                continue;
+            }
+
+            if (r <= 0)
+            {
+                return;
+            }
+
+            // struct inotify_event { int wd; uint32_t mask; uint32_t cookie; uint32_t len; char name[]; }
+            for (nint offset = 0; offset + 16 <= r;)
+            {
+                int wd = *(int*)(buffer + offset);
+                uint len = *(uint*)(buffer + offset + 12);
+                counts[wd] = counts.GetValueOrDefault(wd) + 1;
+                offset += 16 + (nint)len;
+            }
+        }
+    }
+
+    public static int EpollAdd(int epfd, int fd, uint events, ulong data)
+    {
+        byte* ev = stackalloc byte[16];
+        EpollEvent.Write(ev, events, data);
+        return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_ADD, fd, ev));
+    }
+
+    public static int EpollDel(int epfd, int fd)
+    {
+        byte* ev = stackalloc byte[16];
+        return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_DEL, fd, ev));
+    }
+}

@@ -1,3 +1,0 @@
-namespace PipeTransport;
-/// <summary>x</summary>
-public static class Placeholder { }

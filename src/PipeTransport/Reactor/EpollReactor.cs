@@ -1,0 +1,185 @@
+using PipeTransport.Interop;
+
+namespace PipeTransport.Reactor;
+
+/// <summary>
+/// One thread, one epoll fd, one eventfd to wake it. Each fd is registered once, edge-triggered, with
+/// a token (slot index + generation) as its user data, so an event that arrives for a registration
+/// that has since been removed (and whose fd number may have been reused) is dropped.
+/// </summary>
+internal sealed class EpollReactor : IDisposable
+{
+    private const int BatchSize = 256;
+    private const ulong WakeToken = ulong.MaxValue;
+
+    private readonly SafeFdHandle _epoll;
+    private readonly SafeFdHandle _wake;
+    private readonly Thread _thread;
+    private readonly object _gate = new();
+    private readonly Stack<int> _freeIndices = new();
+    private Registration?[] _table = new Registration?[64];
+    private int _used;
+    private uint _generation;
+    private volatile bool _stopping;
+
+    public EpollReactor(string name)
+    {
+        int epfd = Sys.EpollCreate();
+        if (epfd < 0)
+        {
+            throw PipeTransportException.FromResult(epfd, "epoll_create1", null);
+        }
+
+        _epoll = new SafeFdHandle(epfd);
+        int efd = Sys.EventFd();
+        if (efd < 0)
+        {
+            _epoll.Dispose();
+            throw PipeTransportException.FromResult(efd, "eventfd", null);
+        }
+
+        _wake = new SafeFdHandle(efd);
+        int r = Sys.EpollAdd(epfd, efd, Libc.EPOLLIN | Libc.EPOLLET, WakeToken);
+        if (r < 0)
+        {
+            _wake.Dispose();
+            _epoll.Dispose();
+            throw PipeTransportException.FromResult(r, "epoll_ctl(ADD)", $"eventfd {efd}");
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.UnsafeStart();
+    }
+
+    /// <summary>How many fds are registered now.</summary>
+    public int RegisteredCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _used - _freeIndices.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Registers <paramref name="fd"/> (which must be non-blocking). Returns null with the negated
+    /// errno in <paramref name="error"/> when epoll refuses the fd (<c>EPERM</c>: regular files).
+    /// </summary>
+    public Registration? TryRegister(int fd, out int error)
+    {
+        Registration registration;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_stopping, this);
+            int index;
+            if (_freeIndices.Count > 0)
+            {
+                index = _freeIndices.Pop();
+            }
+            else
+            {
+                if (_used == _table.Length)
+                {
+                    Array.Resize(ref _table, _table.Length * 2);
+                }
+
+                index = _used++;
+            }
+
+            registration = new Registration(this, fd, index, unchecked(++_generation));
+            Volatile.Write(ref _table[index], registration);
+        }
+
+        ulong token = ((ulong)registration.Generation << 32) | (uint)registration.Index;
+        error = Sys.EpollAdd(_epoll.Fd, fd, Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET, token);
+        if (error < 0)
+        {
+            Release(registration);
+            return null;
+        }
+
+        error = 0;
+        return registration;
+    }
+
+    internal void Remove(Registration registration)
+    {
+        // The fd is removed explicitly rather than by close: another descriptor may share the
+        // open file description and keep it in the epoll set. ENOENT/EBADF mean it is gone already.
+        Sys.EpollDel(_epoll.Fd, registration.Fd);
+        Release(registration);
+    }
+
+    private void Release(Registration registration)
+    {
+        lock (_gate)
+        {
+            if (ReferenceEquals(_table[registration.Index], registration))
+            {
+                Volatile.Write(ref _table[registration.Index], null);
+                _freeIndices.Push(registration.Index);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        using var events = new EpollEventBuffer(BatchSize);
+        while (!_stopping)
+        {
+            int n = events.Wait(_epoll.Fd, -1);
+            if (n < 0)
+            {
+                Environment.FailFast($"epoll_wait failed: {PipeTransportException.ToErrno(-n)}");
+            }
+
+            Registration?[] table = Volatile.Read(ref _table);
+            for (int i = 0; i < n; i++)
+            {
+                ulong token = events.Data(i);
+                if (token == WakeToken)
+                {
+                    Sys.Drain(_wake.Fd);
+                    continue;
+                }
+
+                int index = (int)(uint)token;
+                Registration? registration = (uint)index < (uint)table.Length ? Volatile.Read(ref table[index]) : null;
+                if (registration is null || registration.Generation != (uint)(token >> 32))
+                {
+                    continue; // stale: the registration was removed after the kernel queued this event.
+                }
+
+                try
+                {
+                    registration.OnEvents(events.Events(i));
+                }
+                catch (Exception e)
+                {
+                    // A continuation that runs inline must not take the reactor down with it.
+                    ThreadPool.UnsafeQueueUserWorkItem(static ex => throw ex, e, preferLocal: false);
+                }
+            }
+        }
+
+        _wake.Dispose();
+        _epoll.Dispose();
+    }
+
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        Sys.SignalEventFd(_wake.Fd);
+        if (Thread.CurrentThread != _thread)
+        {
+            _thread.Join();
+        }
+    }
+}
