@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 
@@ -40,12 +41,15 @@ internal sealed class SocketIdleServer : IIdleServer
 
     private static async Task HoldAsync(Socket socket)
     {
-        var buffer = new byte[4096];
         while (true)
         {
-            // Wait for data without a buffer (Kestrel's WaitForDataBeforeAllocatingBuffer), then read it.
+            // Wait for data without a buffer (Kestrel's WaitForDataBeforeAllocatingBuffer); only then
+            // rent one, so an idle connection holds none.
             await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
-            if (await socket.ReceiveAsync(buffer, SocketFlags.None) == 0)
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(4096);
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None);
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (n == 0)
             {
                 return;
             }

@@ -2,14 +2,14 @@ using System.Runtime.InteropServices;
 
 namespace PipeTransport.Perf.Harness;
 
-/// <summary>Sets a FIFO's kernel buffer size (F_SETPIPE_SZ) through the library's interop layer.</summary>
+/// <summary>Applies <c>--pipe-size</c> to a FIFO end (0 keeps the kernel default).</summary>
 internal static class PipeBuffer
 {
     public static void Resize(SafeHandle fifo, int size)
     {
-        if (size > 0)
+        if (size > 0 && PipeCapacity.Set(fifo, size) < size)
         {
-            throw new NotSupportedException("F_SETPIPE_SZ helper not wired yet");
+            throw new InvalidOperationException($"the kernel set a pipe capacity below {size}");
         }
     }
 }

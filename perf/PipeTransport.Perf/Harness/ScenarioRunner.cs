@@ -17,7 +17,7 @@ internal static class ScenarioRunner
             foreach (var variant in stats)
             {
                 var sample = await RunOnceAsync(variant.Variant, settings, settings.WarmupSize,
-                    Math.Max(1000, settings.RoundTrips / 10), workDirectory);
+                    Math.Min(settings.RoundTrips, 2000), workDirectory, isWarmup: true);
                 Log($"{scenario.Name} warm-up  {variant.Variant.Name}: {Format(sample, scenario.Unit)}");
             }
         }
@@ -26,7 +26,7 @@ internal static class ScenarioRunner
         {
             foreach (var variant in stats)
             {
-                var sample = await RunOnceAsync(variant.Variant, settings, settings.Size, settings.RoundTrips, workDirectory);
+                var sample = await RunOnceAsync(variant.Variant, settings, settings.Size, settings.RoundTrips, workDirectory, isWarmup: false);
                 variant.Samples.Add(sample);
                 Log($"{scenario.Name} run {run}/{settings.Runs} {variant.Variant.Name}: {Format(sample, scenario.Unit)}");
             }
@@ -35,10 +35,10 @@ internal static class ScenarioRunner
         return new ScenarioResult(scenario, stats);
     }
 
-    private static async Task<Sample> RunOnceAsync(Variant variant, PerfSettings settings, long size, int roundTrips, string workDirectory)
+    private static async Task<Sample> RunOnceAsync(Variant variant, PerfSettings settings, long size, int roundTrips, string workDirectory, bool isWarmup)
     {
         using var timeout = new CancellationTokenSource(settings.Timeout);
-        var context = new RunContext(settings, size, roundTrips, workDirectory, timeout.Token);
+        var context = new RunContext(settings, size, roundTrips, workDirectory, isWarmup, timeout.Token);
         try
         {
             return await variant.RunAsync(context);

@@ -28,7 +28,7 @@ internal sealed class IdleMemoryScenario : IScenario
 
     private static async Task<Sample> RunAsync(RunContext context, string server)
     {
-        int connections = context.Size == context.Settings.Size ? context.Settings.Connections : Math.Min(1000, context.Settings.Connections);
+        int connections = context.IsWarmup ? Math.Min(1000, context.Settings.Connections) : context.Settings.Connections;
         await using var child = ChildProcess.StartSelf(false, "idle-server", server, connections.ToString(CultureInfo.InvariantCulture));
         var result = await child.ExpectAsync("result ", context.CancellationToken);
         await child.WaitForSuccessAsync(context.CancellationToken);
