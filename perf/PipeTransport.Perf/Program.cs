@@ -51,11 +51,13 @@ internal static class Program
         var connections = new Option<int>("--connections") { Description = "Idle connections per idle-memory run", DefaultValueFactory = _ => 10_000 };
         var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each variant" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds one run may take before the scenario fails", DefaultValueFactory = _ => 300 };
+        var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor)" };
+        var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
 
         var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "
             + "runs alternating between variants, a markdown table with the median, min, max and ratios on stdout.")
         {
-            scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout,
+            scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -67,7 +69,9 @@ internal static class Program
                 parse.GetValue(roundTrips),
                 parse.GetValue(connections),
                 !parse.GetValue(noWarmup),
-                TimeSpan.FromSeconds(parse.GetValue(timeout)));
+                TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                parse.GetValue(variant) ?? [],
+                parse.GetValue(extra));
             string[] names = parse.GetValue(scenarios) is { Length: > 0 } given ? given : ["fifo"];
             return await RunAsync(ScenarioCatalog.Select(names), settings, args);
         });

@@ -21,13 +21,13 @@ internal static class MarkdownReport
     public static string Table(ScenarioResult result)
     {
         var scenario = result.Scenario;
-        var subject = result.Variants[0];
+        var subject = result.Scenario.Variants[0];
         bool latency = result.Variants.Any(v => v.P50Micros.HasValue);
         var text = new StringBuilder();
         text.AppendLine().AppendLine($"### {scenario.Name}: {scenario.Description}").AppendLine();
         text.Append($"| Variant | {scenario.Unit} (median) | min | max |");
         text.Append(latency ? " p50 µs | p99 µs |" : "");
-        text.AppendLine($" {subject.Variant.Name} ÷ this | target |");
+        text.AppendLine($" {subject.Name} ÷ this | target |");
         text.Append("|---|---:|---:|---:|");
         text.Append(latency ? "---:|---:|" : "");
         text.AppendLine("---:|---|");
@@ -39,7 +39,7 @@ internal static class MarkdownReport
                 text.Append(Invariant($" {Micros(variant.P50Micros)} | {Micros(variant.P99Micros)} |"));
             }
 
-            if (ReferenceEquals(variant, subject))
+            if (ReferenceEquals(variant.Variant, subject) || !result.HasSubject)
             {
                 text.AppendLine(" — | |");
                 continue;
@@ -59,7 +59,7 @@ internal static class MarkdownReport
         var text = new StringBuilder();
         text.AppendLine().AppendLine("### Targets").AppendLine();
         text.AppendLine("| Scenario | Baseline | Ratio | Target | Result |").AppendLine("|---|---|---:|---|---|");
-        foreach (var result in results)
+        foreach (var result in results.Where(r => r.HasSubject))
         {
             foreach (var variant in result.Variants.Skip(1).Where(v => v.Variant.TargetRatio.HasValue))
             {

@@ -9,6 +9,8 @@ namespace PipeTransport.Perf.Harness;
 /// <param name="Connections">Idle connections per idle-memory run.</param>
 /// <param name="Warmup">Whether each variant runs once, untimed, before the timed runs.</param>
 /// <param name="Timeout">Upper bound for one run; a run that takes longer fails the scenario.</param>
+/// <param name="VariantFilter">When not empty, only variants whose name contains one of these (for profiling one variant).</param>
+/// <param name="Extra">Also run the subject's tuning variants (e.g. inline application scheduling).</param>
 internal sealed record PerfSettings(
     long Size,
     int Runs,
@@ -17,7 +19,9 @@ internal sealed record PerfSettings(
     int RoundTrips,
     int Connections,
     bool Warmup,
-    TimeSpan Timeout)
+    TimeSpan Timeout,
+    IReadOnlyList<string> VariantFilter,
+    bool Extra)
 {
     public const int Seed = 20261127;
 

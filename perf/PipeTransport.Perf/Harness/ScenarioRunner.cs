@@ -11,7 +11,11 @@ internal static class ScenarioRunner
 {
     public static async Task<ScenarioResult> RunAsync(IScenario scenario, PerfSettings settings, string workDirectory)
     {
-        var stats = scenario.Variants.Select(v => new VariantStats(v)).ToArray();
+        var stats = scenario.Variants
+            .Where(v => settings.Extra || !v.Extra)
+            .Where(v => settings.VariantFilter.Count == 0 || settings.VariantFilter.Any(f => v.Name.Contains(f, StringComparison.OrdinalIgnoreCase)))
+            .Select(v => new VariantStats(v))
+            .ToArray();
         if (settings.Warmup)
         {
             foreach (var variant in stats)

@@ -5,8 +5,30 @@ namespace PipeTransport.Perf.Scenarios;
 /// <summary>How the scenarios set up the subject, in one place.</summary>
 internal static class FdConnections
 {
+    private static readonly ReactorGroup OneReactor = new(1);
+
     /// <summary>The library's defaults, with the run's buffer size as the pool block size.</summary>
     public static FdConnectionOptions Options(RunContext context) => new() { BufferSize = context.Settings.BufferSize };
+
+    /// <summary>
+    /// <see cref="Options"/> with the application's continuations run inline too (on the reactor
+    /// thread): no thread hop per read, at the price of blocking the reactor while the application runs.
+    /// </summary>
+    public static FdConnectionOptions InlineOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ApplicationScheduler = System.IO.Pipelines.PipeScheduler.Inline,
+    };
+
+    /// <summary>
+    /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
+    /// (the default group hands each fd to the next reactor, round-robin).
+    /// </summary>
+    public static FdConnectionOptions OneReactorOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = OneReactor,
+    };
 
     /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>
     public static async Task<FdConnection> OpenFifoReaderAsync(string path, RunContext context)

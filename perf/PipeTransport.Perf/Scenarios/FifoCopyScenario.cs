@@ -21,13 +21,16 @@ internal sealed class FifoCopyScenario : IScenario
 
     public IReadOnlyList<Variant> Variants { get; } =
     [
-        new("FdConnection Input → Output", c => RunAsync(c, CopyWithFdConnectionAsync)),
+        new("FdConnection Input → Output", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
         new("FileStream.CopyToAsync", c => RunAsync(c, CopyWithFileStreamsAsync), 1.0),
         new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
+        new("FdConnection, one reactor", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.OneReactorOptions(c))), Extra: true),
     ];
 
     private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
     {
+        FifoRun.PrepareExpectedHash(context);
         string source = FifoRun.NewFifo(context, "copy-a.fifo");
         string destination = FifoRun.NewFifo(context, "copy-b.fifo");
         await using var reader = await FifoRun.StartReaderAsync(context, destination);
@@ -40,10 +43,10 @@ internal sealed class FifoCopyScenario : IScenario
         return Sample.Throughput(context.Size, start, long.Parse(done[0]));
     }
 
-    private static async Task CopyWithFdConnectionAsync(RunContext context, string source, string destination)
+    private static async Task CopyWithFdConnectionAsync(RunContext context, string source, string destination, FdConnectionOptions options)
     {
         var ct = context.CancellationToken;
-        await using var connection = await FdConnection.OpenFifoAsync(source, destination, FdConnections.Options(context), ct);
+        await using var connection = await FdConnection.OpenFifoAsync(source, destination, options, ct);
         var input = connection.Input;
         var output = connection.Output;
         while (true)

@@ -30,6 +30,7 @@ internal sealed class FifoReadScenario : IScenario
 
     private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)
     {
+        FifoRun.PrepareExpectedHash(context);
         string path = FifoRun.NewFifo(context, "read.fifo");
         await using var writer = await FifoRun.StartWriterAsync(context, path);
         var hash = new StreamHash();

@@ -44,6 +44,9 @@ internal static class FifoRun
         return long.Parse(done[0]);
     }
 
+    /// <summary>Computes (once per size) the hash <see cref="Verify"/> expects, so it never runs while another variant is measured.</summary>
+    public static void PrepareExpectedHash(RunContext context) => DataPattern.ExpectedHash(context.Size, PerfSettings.Seed);
+
     /// <summary>Throws unless the bytes seen are exactly the pattern the writer sent.</summary>
     public static void Verify(RunContext context, ulong hash, long bytes)
     {

@@ -25,16 +25,20 @@ internal sealed class PingPongScenario(SocketKind kind) : IScenario
 
     public bool HigherIsBetter => true;
 
-    public IReadOnlyList<Variant> Variants =>
+    private IReadOnlyList<Variant>? _variants;
+
+    // Built once: the report tells the subject by reference.
+    public IReadOnlyList<Variant> Variants => _variants ??=
     [
-        new("FdConnection", RunFdConnectionAsync),
+        new("FdConnection", c => RunFdConnectionAsync(c, FdConnections.Options(c))),
         new("async Socket", RunSocketAsync, 1.2),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
     ];
 
-    private async Task<Sample> RunFdConnectionAsync(RunContext context)
+    private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
     {
         var ct = context.CancellationToken;
-        var (client, server) = await SocketPairs.ConnectFdAsync(kind, context);
+        var (client, server) = await SocketPairs.ConnectFdAsync(kind, context, options);
         await using (client)
         await using (server)
         {

@@ -22,9 +22,8 @@ internal static class SocketPairs
     private static string SocketPath(RunContext context) => Path.Combine(context.WorkDirectory, "perf.sock");
 
     /// <summary>Client and server <see cref="FdConnection"/>s: <see cref="FdListener"/> and <see cref="FdConnection.ConnectAsync"/>.</summary>
-    public static async Task<(FdConnection Client, FdConnection Server)> ConnectFdAsync(SocketKind kind, RunContext context)
+    public static async Task<(FdConnection Client, FdConnection Server)> ConnectFdAsync(SocketKind kind, RunContext context, FdConnectionOptions options)
     {
-        var options = FdConnections.Options(context);
         await using var listener = FdListener.Bind(NewEndPoint(kind, context), new FdListenerOptions { ConnectionOptions = options });
         var accept = listener.AcceptAsync(context.CancellationToken).AsTask();
         var client = await FdConnection.ConnectAsync(listener.LocalEndPoint, options, context.CancellationToken);

@@ -25,16 +25,21 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
 
     public bool HigherIsBetter => true;
 
-    public IReadOnlyList<Variant> Variants =>
+    private IReadOnlyList<Variant>? _variants;
+
+    // Built once: the report tells the subject by reference.
+    public IReadOnlyList<Variant> Variants => _variants ??=
     [
-        new("FdConnection", RunFdConnectionAsync),
+        new("FdConnection", c => RunFdConnectionAsync(c, FdConnections.Options(c))),
         new("Socket + NetworkStream + PipeReader/PipeWriter.Create", RunNetworkStreamAsync, 1.2),
         new("raw Socket.SendAsync/ReceiveAsync", RunRawSocketAsync),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
     ];
 
-    private async Task<Sample> RunFdConnectionAsync(RunContext context)
+    private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
     {
-        var (client, server) = await SocketPairs.ConnectFdAsync(kind, context);
+        FifoRun.PrepareExpectedHash(context);
+        var (client, server) = await SocketPairs.ConnectFdAsync(kind, context, options);
         await using (client)
         await using (server)
         {
@@ -44,6 +49,7 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
 
     private async Task<Sample> RunNetworkStreamAsync(RunContext context)
     {
+        FifoRun.PrepareExpectedHash(context);
         var (client, server) = await SocketPairs.ConnectSocketsAsync(kind, context);
         using (client)
         using (server)
@@ -64,6 +70,7 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
 
     private async Task<Sample> RunRawSocketAsync(RunContext context)
     {
+        FifoRun.PrepareExpectedHash(context);
         var (client, server) = await SocketPairs.ConnectSocketsAsync(kind, context);
         using (client)
         using (server)
