@@ -49,8 +49,11 @@ internal static class IdleServer
 
     private static (long Rss, long Heap) Measure()
     {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        // Aggressive: compact and give free GC memory back to the OS, so RSS counts what the
+        // connections hold rather than garbage left by accepting them.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         long heap = GC.GetTotalMemory(forceFullCollection: true);
         string[] statm = File.ReadAllText("/proc/self/statm").Split(' ');
         return (long.Parse(statm[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize, heap);

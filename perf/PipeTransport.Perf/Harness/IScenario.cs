@@ -15,6 +15,9 @@ internal interface IScenario
     /// <summary>Whether a larger value is better (throughput) or worse (memory).</summary>
     bool HigherIsBetter { get; }
 
+    /// <summary>What <see cref="Sample.Secondary"/> measures, shown as an extra column; null when the scenario has none.</summary>
+    string? SecondaryUnit => null;
+
     /// <summary>The subject first, then the baselines.</summary>
     IReadOnlyList<Variant> Variants { get; }
 }

@@ -23,13 +23,16 @@ internal static class MarkdownReport
         var scenario = result.Scenario;
         var subject = result.Scenario.Variants[0];
         bool latency = result.Variants.Any(v => v.P50Micros.HasValue);
+        string? secondary = scenario.SecondaryUnit;
         var text = new StringBuilder();
         text.AppendLine().AppendLine($"### {scenario.Name}: {scenario.Description}").AppendLine();
         text.Append($"| Variant | {scenario.Unit} (median) | min | max |");
         text.Append(latency ? " p50 µs | p99 µs |" : "");
+        text.Append(secondary is null ? "" : $" {secondary} (median) |");
         text.AppendLine($" {subject.Name} ÷ this | target |");
         text.Append("|---|---:|---:|---:|");
         text.Append(latency ? "---:|---:|" : "");
+        text.Append(secondary is null ? "" : "---:|");
         text.AppendLine("---:|---|");
         foreach (var variant in result.Variants)
         {
@@ -37,6 +40,11 @@ internal static class MarkdownReport
             if (latency)
             {
                 text.Append(Invariant($" {Micros(variant.P50Micros)} | {Micros(variant.P99Micros)} |"));
+            }
+
+            if (secondary is not null)
+            {
+                text.Append(variant.Secondary is { } value ? $" {Number(value)} |" : " |");
             }
 
             if (ReferenceEquals(variant.Variant, subject) || !result.HasSubject)

@@ -61,7 +61,7 @@ internal static class ScenarioRunner
             text += string.Create(CultureInfo.InvariantCulture, $" (p50 {p50:0.0} µs, p99 {p99:0.0} µs)");
         }
 
-        return sample.Note is null ? text : text + " " + sample.Note;
+        return sample.Secondary is { } secondary ? text + string.Create(CultureInfo.InvariantCulture, $" (secondary {secondary:0.##})") : text;
     }
 
     private static void Log(string line) => Console.Error.WriteLine(line);

@@ -15,6 +15,8 @@ internal sealed class VariantStats(Variant variant)
 
     public double? P50Micros => Samples.All(s => s.P50Micros.HasValue) && Samples.Count > 0 ? MedianOf(Samples.Select(s => s.P50Micros!.Value)) : null;
 
+    public double? Secondary => Samples.All(s => s.Secondary.HasValue) && Samples.Count > 0 ? MedianOf(Samples.Select(s => s.Secondary!.Value)) : null;
+
     public double? P99Micros => Samples.All(s => s.P99Micros.HasValue) && Samples.Count > 0 ? MedianOf(Samples.Select(s => s.P99Micros!.Value)) : null;
 
     public static double MedianOf(IEnumerable<double> values)

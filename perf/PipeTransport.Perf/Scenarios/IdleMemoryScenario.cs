@@ -20,6 +20,8 @@ internal sealed class IdleMemoryScenario : IScenario
 
     public bool HigherIsBetter => false;
 
+    public string? SecondaryUnit => "managed heap bytes/conn";
+
     public IReadOnlyList<Variant> Variants { get; } =
     [
         new("FdListener + pending Input.ReadAsync", c => RunAsync(c, "fd")),
@@ -34,6 +36,6 @@ internal sealed class IdleMemoryScenario : IScenario
         await child.WaitForSuccessAsync(context.CancellationToken);
         double rss = double.Parse(result[0], CultureInfo.InvariantCulture);
         double heap = double.Parse(result[1], CultureInfo.InvariantCulture);
-        return new Sample(rss, Note: $"(managed heap {heap:0} B/conn)");
+        return new Sample(rss, Secondary: heap);
     }
 }
