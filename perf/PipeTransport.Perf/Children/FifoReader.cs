@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using PipeTransport.Perf.Data;
 using PipeTransport.Perf.Harness;
 
@@ -11,6 +12,7 @@ namespace PipeTransport.Perf.Children;
 /// </summary>
 internal static class FifoReader
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // a short-lived process: no time for tiering
     public static int Run(string path, int chunk, int pipeSize)
     {
         var buffer = GC.AllocateUninitializedArray<byte>(chunk, pinned: true);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using PipeTransport.Perf.Data;
 using PipeTransport.Perf.Harness;
 
@@ -13,6 +14,7 @@ namespace PipeTransport.Perf.Children;
 /// </summary>
 internal static class FifoWriter
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // a short-lived process: no time for tiering
     public static int Run(string path, long size, int seed, int chunk, int pipeSize)
     {
         var pattern = new DataPattern(seed);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace PipeTransport.Perf.Data;
@@ -68,6 +69,9 @@ internal sealed class StreamHash
         return h ^ (h >> 29);
     }
 
+    // Fully optimized from the first call: the short-lived writer/reader children would otherwise hash
+    // with tier-0 code (helper calls per word) until tiering catches up, and limit the transport.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Mix(ReadOnlySpan<byte> stripes)
     {
         var words = MemoryMarshal.Cast<byte, ulong>(stripes);
