@@ -51,7 +51,7 @@ internal static class Program
         var connections = new Option<int>("--connections") { Description = "Idle connections per idle-memory run", DefaultValueFactory = _ => 10_000 };
         var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each variant" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds one run may take before the scenario fails", DefaultValueFactory = _ => 300 };
-        var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor)" };
+        var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor, 1 MiB output pause threshold)" };
         var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
 
         var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "

@@ -30,6 +30,17 @@ internal static class FdConnections
         ReactorGroup = OneReactor,
     };
 
+    /// <summary>
+    /// <see cref="Options"/> with a 1 MiB output pause threshold (resume at 512 KiB): with 64 KiB
+    /// writes the default 64 KiB threshold makes every <c>FlushAsync</c> wait for the fd to drain.
+    /// </summary>
+    public static FdConnectionOptions LargeOutputOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        OutputPauseThreshold = 1 << 20,
+        OutputResumeThreshold = 512 << 10,
+    };
+
     /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>
     public static async Task<FdConnection> OpenFifoReaderAsync(string path, RunContext context)
     {

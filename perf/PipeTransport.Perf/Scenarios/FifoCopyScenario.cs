@@ -26,6 +26,7 @@ internal sealed class FifoCopyScenario : IScenario
         new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
         new("FdConnection, one reactor", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.OneReactorOptions(c))), Extra: true),
+        new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.LargeOutputOptions(c))), Extra: true),
     ];
 
     private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)

@@ -34,6 +34,7 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
         new("Socket + NetworkStream + PipeReader/PipeWriter.Create", RunNetworkStreamAsync, 1.2),
         new("raw Socket.SendAsync/ReceiveAsync", RunRawSocketAsync),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
+        new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunFdConnectionAsync(c, FdConnections.LargeOutputOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
