@@ -23,9 +23,10 @@ internal sealed class FifoReadScenario : IScenario
 
     public IReadOnlyList<Variant> Variants { get; } =
     [
-        new("FdConnection.Input", c => RunAsync(c, ReadWithFdConnectionAsync)),
+        new("FdConnection.Input", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.Options(c)))),
         new("FileStream + PipeReader.Create", c => RunAsync(c, ReadWithStreamPipeReaderAsync), 1.0),
         new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 0.9),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.InlineOptions(c))), Extra: true),
     ];
 
     private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)
@@ -40,9 +41,9 @@ internal sealed class FifoReadScenario : IScenario
         return Sample.Throughput(context.Size, start, end);
     }
 
-    private static async Task<long> ReadWithFdConnectionAsync(RunContext context, string path, StreamHash hash)
+    private static async Task<long> ReadWithFdConnectionAsync(RunContext context, string path, StreamHash hash, FdConnectionOptions options)
     {
-        await using var connection = await FdConnections.OpenFifoReaderAsync(path, context);
+        await using var connection = await FdConnections.OpenFifoReaderAsync(path, options, context);
         var input = connection.Input;
         while (true)
         {
