@@ -136,16 +136,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     /// <summary>
     /// Opens a FIFO pair: <paramref name="readPath"/> to read from, <paramref name="writePath"/> to write
-    /// to. Waits, asynchronously and cancellably, until each FIFO has its peer (a writer on the first,
-    /// a reader on the second); no thread blocks in <c>open</c>, and Input never sees a false EOF
-    /// before the first writer. Either path may be null for a one-way connection.
+    /// to. The read end opens at once (so the peer's writer can open); the call then waits,
+    /// asynchronously and cancellably, until the write FIFO has a reader (no <c>ENXIO</c> reaches the
+    /// caller). No thread blocks in <c>open</c>, and Input waits for the first writer: it never takes the
+    /// time before the first writer for EOF. EOF comes when the last writer closes (unless
+    /// <see cref="FdConnectionOptions.KeepFifoReaderOpen"/>).
     /// </summary>
-    /// <param name="readPath">The FIFO to read from, or null.</param>
-    /// <param name="writePath">The FIFO to write to, or null.</param>
+    /// <param name="readPath">The FIFO to read from.</param>
+    /// <param name="writePath">The FIFO to write to.</param>
     /// <param name="options">Options; <see cref="FdConnectionOptions.KeepFifoReaderOpen"/> applies here.</param>
     /// <param name="cancellationToken">Cancels the wait; everything opened so far is closed.</param>
     /// <returns>The connection.</returns>
-    public static ValueTask<FdConnection> OpenFifoAsync(string? readPath, string? writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
+    public static ValueTask<FdConnection> OpenFifoAsync(string readPath, string writePath, FdConnectionOptions? options = null, CancellationToken cancellationToken = default)
         => FifoOpener.OpenAsync(readPath, writePath, Checked(options), cancellationToken);
 
     /// <summary>
@@ -267,7 +269,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// application completed <see cref="Output"/>, what it wrote is sent first (and a peer that never
     /// reads holds this up: call <see cref="Abort"/> to cut it); otherwise unsent bytes are dropped.
     /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
-    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
+    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>. Afterwards Input and
+    /// Output are completed (their memory returns to the pool): do not use them concurrently with
+    /// or after this call.
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -301,6 +305,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         await _sendTask.ConfigureAwait(false);
+
+        // The application is done with the connection: completing its ends returns every pipe block
+        // to the pool (a pipe gives its memory back only once both ends are complete).
+        _input.Reader.Complete();
+        _output.Writer.Complete();
     }
 
     internal void EnsureReceiving()

@@ -49,7 +49,7 @@ public sealed class FdConnectionOptions
     /// <summary>
     /// For <see cref="FdConnection.OpenFifoAsync"/>: hold a spare write end of the read FIFO so Input
     /// outlives its writers (a server, a <c>tail -f</c>-style reader): a writer closing is not EOF, and
-    /// the open returns without waiting for the first writer. Input then ends only by
+    /// Input then ends only by
     /// <see cref="FdConnection.Abort"/> or disposal.
     /// </summary>
     public bool KeepFifoReaderOpen { get; set; }

@@ -5,18 +5,17 @@ using PipeTransport.Interop;
 namespace PipeTransport.Endpoints;
 
 /// <summary>
-/// Opens FIFO pairs without blocking a thread. Linux gives no direct event for "a peer opened the
-/// other end", so this combines what it does give: the read end opens at once (<c>O_NONBLOCK</c>),
-/// which lets a writer's open succeed; the write end is retried on <c>ENXIO</c>; inotify's
-/// <c>IN_OPEN</c> on the path wakes the retries early, and a backoff timer covers openers inotify does
-/// not report (a reader still blocked in its own open).
+/// Opens FIFO pairs without blocking a thread. Linux gives no event for "a reader opened this FIFO",
+/// so the write end is retried on <c>ENXIO</c>, woken early by inotify's <c>IN_OPEN</c> on the path,
+/// with a short backoff (1 to 25 ms) for openers inotify does not report (a reader still blocked in
+/// its own open).
 /// </summary>
 internal static class FifoOpener
 {
     private const int FirstBackoffMs = 1;
     private const int MaxBackoffMs = 25;
 
-    public static async ValueTask<FdConnection> OpenAsync(string? readPath, string? writePath, FdConnectionOptions options, CancellationToken cancellationToken)
+    public static async ValueTask<FdConnection> OpenAsync(string readPath, string writePath, FdConnectionOptions options, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(readPath);
         ArgumentException.ThrowIfNullOrEmpty(writePath);
@@ -30,17 +29,19 @@ internal static class FifoOpener
         FdChannel? inotify = null;
         try
         {
-            // The watch goes in before our own open, so no peer's open can slip between the two.
-            inotify = WatchOpens(readPath, writePath, options, out int readWatch, out int writeWatch);
+            // The read end opens at once: that is what lets the peer's writer open succeed. Input then
+            // waits for the first writer (the receive loop trusts epoll, not read()'s 0 before any writer).
             int readerFd = Open(readPath, Libc.O_RDONLY);
             input = FdChannel.Adopt(new SafeFdHandle(readerFd), options.Reactors, disposeHandle: true, readPath);
-            int ownOpens = 1;
             if (options.KeepFifoReaderOpen)
             {
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
-                ownOpens++;
             }
 
+            // The write end needs a reader first (ENXIO until then). inotify's IN_OPEN wakes the retry
+            // when a reader opens; the backoff covers a reader still blocked in its own open (not
+            // reported until it returns). IN_OPEN events are only hints: identical ones coalesce.
+            inotify = WatchOpens(writePath, options);
             var waiter = new OpenWaiter(inotify);
             int backoff = FirstBackoffMs;
             while (output is null)
@@ -57,31 +58,10 @@ internal static class FifoOpener
                     throw PipeTransportException.FromResult(fd, "open", writePath);
                 }
 
-                // ENXIO: no reader yet.
                 await waiter.WaitAsync(backoff, cancellationToken).ConfigureAwait(false);
                 backoff = Math.Min(backoff * 2, MaxBackoffMs);
             }
 
-            if (readPath == writePath)
-            {
-                ownOpens++;
-            }
-
-            if (!options.KeepFifoReaderOpen)
-            {
-                // A writer has come when someone other than us opened the path, or when the read end
-                // has data or has seen a writer leave (HUP).
-                backoff = FirstBackoffMs;
-                int opens = waiter.Count(readWatch);
-                while (opens <= ownOpens && !HasWriterEvidence(input, options))
-                {
-                    await waiter.WaitAsync(backoff, cancellationToken).ConfigureAwait(false);
-                    opens += waiter.Count(readWatch);
-                    backoff = Math.Min(backoff * 2, MaxBackoffMs);
-                }
-            }
-
-            _ = writeWatch;
             await waiter.DisposeAsync().ConfigureAwait(false);
             inotify = null;
             var connection = new FdConnection(input, output, options, spare);
@@ -98,16 +78,13 @@ internal static class FifoOpener
         }
     }
 
-    private static bool HasWriterEvidence(FdChannel input, FdConnectionOptions options) =>
-        input.Registration is { HangUpSeen: true } || Sys.BytesAvailable(options.Syscalls, input.Fd) > 0;
-
     private static int Open(string path, int flags)
     {
         int fd = Sys.Open(path, flags | Libc.O_NONBLOCK);
         return fd >= 0 ? fd : throw PipeTransportException.FromResult(fd, "open", path);
     }
 
-    private static FdChannel WatchOpens(string readPath, string writePath, FdConnectionOptions options, out int readWatch, out int writeWatch)
+    private static FdChannel WatchOpens(string path, FdConnectionOptions options)
     {
         int fd = Sys.InotifyInit();
         if (fd < 0)
@@ -118,16 +95,10 @@ internal static class FifoOpener
         var handle = new SafeFdHandle(fd);
         try
         {
-            readWatch = Sys.InotifyAddWatch(fd, readPath, Libc.IN_OPEN);
-            if (readWatch < 0)
+            int watch = Sys.InotifyAddWatch(fd, path, Libc.IN_OPEN);
+            if (watch < 0)
             {
-                throw PipeTransportException.FromResult(readWatch, "inotify_add_watch", readPath);
-            }
-
-            writeWatch = Sys.InotifyAddWatch(fd, writePath, Libc.IN_OPEN);
-            if (writeWatch < 0)
-            {
-                throw PipeTransportException.FromResult(writeWatch, "inotify_add_watch", writePath);
+                throw PipeTransportException.FromResult(watch, "inotify_add_watch", path);
             }
 
             return FdChannel.Adopt(handle, options.Reactors, disposeHandle: true, "inotify");
@@ -160,22 +131,14 @@ internal static class FifoOpener
         }
     }
 
-    /// <summary>Waits for inotify events or a timer, whichever first; counts IN_OPEN events per watch.</summary>
+    /// <summary>Waits for an inotify event or a timer, whichever comes first.</summary>
     private sealed class OpenWaiter : IAsyncDisposable
     {
         private readonly FdChannel _inotify;
-        private readonly Dictionary<int, int> _counts = new();
         private readonly CancellationTokenSource _stop = new();
         private Task? _pending;
 
         public OpenWaiter(FdChannel inotify) => _inotify = inotify;
-
-        public int Count(int watch)
-        {
-            Collect();
-            _counts.Remove(watch, out int n);
-            return n;
-        }
 
         public async Task WaitAsync(int timeoutMs, CancellationToken cancellationToken)
         {
@@ -188,14 +151,9 @@ internal static class FifoOpener
                 _pending = null;
             }
 
-            Collect();
-        }
-
-        private void Collect()
-        {
-            _inotify.WithFd(_counts, static (counts, fd) =>
+            _inotify.WithFd(0, static (_, fd) =>
             {
-                Sys.ReadInotify(fd, counts);
+                Sys.Drain(fd);
                 return 0;
             });
         }

@@ -43,14 +43,22 @@ internal static class SocketAddresses
             }
 
             case UnixDomainSocketEndPoint unix:
-            {
                 family = Libc.AF_UNIX;
-                string path = unix.ToString();
+                return UnixToNative(unix.ToString());
+
+            default:
+                throw new NotSupportedException($"PipeTransport connects and listens on IPEndPoint and UnixDomainSocketEndPoint, not {endPoint.GetType().Name} ({endPoint}).");
+        }
+    }
+
+    /// <summary>Encodes a Unix socket path (a leading <c>@</c> or NUL makes it an abstract name).</summary>
+    public static byte[] UnixToNative(string path)
+    {
                 bool isAbstract = path.Length > 0 && (path[0] == '@' || path[0] == '\0');
                 byte[] name = Encoding.UTF8.GetBytes(isAbstract ? path[1..] : path);
                 if (name.Length == 0 && !isAbstract)
                 {
-                    throw new ArgumentException("A Unix domain socket endpoint needs a path.", nameof(endPoint));
+                    throw new ArgumentException("A Unix domain socket endpoint needs a path.", nameof(path));
                 }
 
                 if (name.Length > MaxUnixPathBytes)
@@ -60,7 +68,7 @@ internal static class SocketAddresses
                 }
 
                 // Abstract names have no trailing NUL: the address length says where they end.
-                byte[] a = new byte[2 + 1 + name.Length + (isAbstract ? 0 : 0)];
+                byte[] a = new byte[2 + 1 + name.Length];
                 BinaryPrimitives.WriteUInt16LittleEndian(a, Libc.AF_UNIX);
                 if (isAbstract)
                 {
@@ -74,11 +82,6 @@ internal static class SocketAddresses
                 }
 
                 return a;
-            }
-
-            default:
-                throw new NotSupportedException($"PipeTransport connects and listens on IPEndPoint and UnixDomainSocketEndPoint, not {endPoint.GetType().Name} ({endPoint}).");
-        }
     }
 
     /// <summary>How errors name an endpoint: <c>unix:/path</c>, <c>unix:@name</c>, <c>tcp:127.0.0.1:80</c>, <c>tcp:[::1]:80</c>.</summary>

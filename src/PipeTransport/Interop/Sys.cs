@@ -195,35 +195,6 @@ internal static unsafe class Sys
         }
     }
 
-    /// <summary>Reads every pending inotify event and adds one per event to its watch's count.</summary>
-    public static void ReadInotify(int fd, Dictionary<int, int> counts)
-    {
-        const int size = 4096;
-        byte* buffer = stackalloc byte[size];
-        while (true)
-        {
-            nint r = Libc.Read(fd, buffer, size);
-            if (Interrupted(r))
-            {
-                continue;
-            }
-
-            if (r <= 0)
-            {
-                return;
-            }
-
-            // struct inotify_event { int wd; uint32_t mask; uint32_t cookie; uint32_t len; char name[]; }
-            for (nint offset = 0; offset + 16 <= r;)
-            {
-                int wd = *(int*)(buffer + offset);
-                uint len = *(uint*)(buffer + offset + 12);
-                counts[wd] = counts.GetValueOrDefault(wd) + 1;
-                offset += 16 + (nint)len;
-            }
-        }
-    }
-
     public static int EpollAdd(int epfd, int fd, uint events, ulong data)
     {
         byte* ev = stackalloc byte[16];

@@ -53,41 +53,15 @@ public sealed class RawFd : IDisposable
     /// <param name="read">Receives the fd; returns false when the fd had nothing (<c>EAGAIN</c>).</param>
     /// <param name="cancellationToken">Cancels a wait.</param>
     /// <returns>A task that completes once <paramref name="read"/> returned true.</returns>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask ReadAsync(Func<int, bool> read, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(read);
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (Invoke(static (fd, f) => f(fd), read))
-            {
-                return;
-            }
-
-            await (_channel.Registration ?? throw NotPollable()).Read.WaitAsync(true, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    public ValueTask ReadAsync(Func<int, bool> read, CancellationToken cancellationToken = default) =>
+        CallUntilDoneAsync(read, write: false, cancellationToken);
 
     /// <summary>Calls <paramref name="write"/> until it returns true, waiting for writability in between.</summary>
     /// <param name="write">Receives the fd; returns false when the fd could take nothing (<c>EAGAIN</c>).</param>
     /// <param name="cancellationToken">Cancels a wait.</param>
     /// <returns>A task that completes once <paramref name="write"/> returned true.</returns>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask WriteAsync(Func<int, bool> write, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(write);
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (Invoke(static (fd, f) => f(fd), write))
-            {
-                return;
-            }
-
-            await (_channel.Registration ?? throw NotPollable()).Write.WaitAsync(true, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    public ValueTask WriteAsync(Func<int, bool> write, CancellationToken cancellationToken = default) =>
+        CallUntilDoneAsync(write, write: true, cancellationToken);
 
     /// <summary>
     /// For a standalone <see cref="RawFd"/>: unregisters the fd, wakes waiters with
@@ -100,6 +74,23 @@ public sealed class RawFd : IDisposable
         if (_ownsChannel && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _channel.Close();
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask CallUntilDoneAsync(Func<int, bool> call, bool write, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (Invoke(static (fd, f) => f(fd), call))
+            {
+                return;
+            }
+
+            Reactor.Registration registration = _channel.Registration ?? throw NotPollable();
+            await (write ? registration.Write : registration.Read).WaitAsync(true, cancellationToken).ConfigureAwait(false);
         }
     }
 
