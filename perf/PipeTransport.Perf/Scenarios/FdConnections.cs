@@ -44,8 +44,8 @@ internal static class FdConnections
     /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>
     public static async Task<FdConnection> OpenFifoReaderAsync(string path, FdConnectionOptions options, RunContext context)
     {
-        // OpenFifoAsync documents a null write path for a one-way connection but (3dcd0f3) rejects it,
-        // so adopt a read end opened the way the baselines open theirs (outside the timed window).
+        // OpenFifoAsync opens a pair; a lone read end is adopted, opened the way the baselines open
+        // theirs (a blocking open, outside the timed window).
         var handle = await FifoRun.OpenBlockingAsync(
             () => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), context.CancellationToken);
         return FdConnection.FromFd(handle, options);
