@@ -13,7 +13,7 @@ internal static class MarkdownReport
         text.AppendLine($"`{commandLine}`").AppendLine();
         string pipe = settings.PipeSize > 0 ? ByteSize.Format(settings.PipeSize) : "kernel default (64 KiB)";
         string warmup = settings.Warmup ? "after one untimed warm-up run each" : "no warm-up";
-        text.AppendLine(Invariant($"Machine: {CpuModel()}, {Environment.ProcessorCount} CPU(s) usable by this process, Linux {Environment.OSVersion.Version}, {RuntimeInformation.FrameworkDescription}."));
+        text.AppendLine(Invariant($"Machine: {CpuModel()}, {Environment.ProcessorCount} CPU(s) usable by this process, Linux {Environment.OSVersion.Version}, {RuntimeInformation.FrameworkDescription}, load average at start {LoadAverage()}."));
         text.AppendLine(Invariant($"Size {ByteSize.Format(settings.Size)} per run, {settings.Runs} timed runs per variant alternating between variants ({warmup}), buffer {ByteSize.Format(settings.BufferSize)}, pipe size {pipe}."));
         return text.ToString();
     }
@@ -65,6 +65,7 @@ internal static class MarkdownReport
     public static string Summary(IEnumerable<ScenarioResult> results)
     {
         var text = new StringBuilder();
+        text.AppendLine().AppendLine($"Load average at the end: {LoadAverage()} (other processes on the machine add noise; runs alternate to spread it).");
         text.AppendLine().AppendLine("### Targets").AppendLine();
         text.AppendLine("| Scenario | Baseline | Ratio | Target | Result |").AppendLine("|---|---|---:|---|---|");
         foreach (var result in results.Where(r => r.HasSubject))
@@ -89,6 +90,18 @@ internal static class MarkdownReport
     private static string Micros(double? value) => value is { } v ? v.ToString("0.0", CultureInfo.InvariantCulture) : "";
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
 
     private static string CpuModel()
     {
