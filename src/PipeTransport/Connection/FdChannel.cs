@@ -15,9 +15,10 @@ internal sealed class FdChannel
 {
     private readonly bool _restoreBlocking;
     private readonly bool _disposeHandle;
+    private string? _name;
     private int _closed;
 
-    private FdChannel(SafeHandle handle, int fd, FdKind kind, Registration? registration, bool restoreBlocking, bool disposeHandle, string name)
+    private FdChannel(SafeHandle handle, int fd, FdKind kind, Registration? registration, bool restoreBlocking, bool disposeHandle, string? name)
     {
         Handle = handle;
         Fd = fd;
@@ -25,7 +26,7 @@ internal sealed class FdChannel
         Registration = registration;
         _restoreBlocking = restoreBlocking;
         _disposeHandle = disposeHandle;
-        Name = name;
+        _name = name;
     }
 
     public SafeHandle Handle { get; }
@@ -40,7 +41,7 @@ internal sealed class FdChannel
     public bool Pollable => Registration is not null;
 
     /// <summary>How errors name this fd: a path, an endpoint or <c>fd N</c>.</summary>
-    public string Name { get; }
+    public string Name => _name ??= $"fd {Fd}";
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
@@ -57,7 +58,7 @@ internal sealed class FdChannel
             throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name ?? $"fd {handle.Fd}");
         }
 
-        return new FdChannel(handle, handle.Fd, kind, registration, false, true, name ?? $"fd {handle.Fd}");
+        return new FdChannel(handle, handle.Fd, kind, registration, false, true, name);
     }
 
     /// <summary>
@@ -79,24 +80,23 @@ internal sealed class FdChannel
         bool added = false;
         handle.DangerousAddRef(ref added);
         int fd = (int)handle.DangerousGetHandle().ToInt64();
-        name ??= $"fd {fd}";
         try
         {
             if (Sys.CheckOpen(fd) < 0)
             {
-                throw new ArgumentException($"{name} is not an open file descriptor (EBADF).", nameof(handle));
+                throw new ArgumentException($"{name ?? $"fd {fd}"} is not an open file descriptor (EBADF).", nameof(handle));
             }
 
             FdKind kind = KindOf(fd);
             if (kind == FdKind.Directory)
             {
-                throw new ArgumentException($"{name} is a directory (EISDIR).", nameof(handle));
+                throw new ArgumentException($"{name ?? $"fd {fd}"} is a directory (EISDIR).", nameof(handle));
             }
 
             int wasNonBlocking = Sys.SetNonBlocking(fd, true);
             if (wasNonBlocking < 0)
             {
-                throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name);
+                throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name ?? $"fd {fd}");
             }
 
             Registration? registration = group.Next().TryRegister(fd, out int error);
@@ -104,7 +104,7 @@ internal sealed class FdChannel
             {
                 if (error != -Libc.EPERM)
                 {
-                    throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name);
+                    throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name ?? $"fd {fd}");
                 }
 
                 // Not pollable: blocking calls on it are short (page cache, device), so use them as they are.

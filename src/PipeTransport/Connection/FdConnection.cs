@@ -30,10 +30,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private readonly ISyscalls _sys;
     private readonly bool _inline;
     private readonly Pipe _input;
-    private readonly Pipe _output;
+    private readonly FdConnectionOptions _options;
+    private Pipe? _output;
     private readonly InputReader _inputReader;
-    private readonly OutputWriter _outputWriter;
-    private readonly Task _sendTask;
+    private OutputWriter? _outputWriter;
+    private Task? _sendTask;
+    private int _sendState;
     private Task? _receiveTask;
     private int _receiveState;
     private volatile bool _stopReceiving;
@@ -55,25 +57,22 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         _out = output;
         _spareWriter = spareWriter;
         _sys = options.Syscalls;
+        _options = options;
 
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
-        PipeScheduler transport = _inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(options.BufferSize);
-        _input = new Pipe(new PipeOptions(pool, options.ApplicationScheduler, transport, options.InputPauseThreshold,
-            options.InputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, transport, options.ApplicationScheduler, options.OutputPauseThreshold,
-            options.OutputResumeThreshold, options.BufferSize, useSynchronizationContext: false));
+        _input = new Pipe(options.InputPipeOptions(_inline));
         _inputReader = new InputReader(_input.Reader, this);
-        _outputWriter = new OutputWriter(_output.Writer);
-        _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
     }
 
     /// <summary>What the peer sends. The receive loop starts at the first read.</summary>
     public PipeReader Input => _inputReader;
 
-    /// <summary>What goes to the peer. Complete it to half-close after the remaining bytes are sent.</summary>
-    public PipeWriter Output => _outputWriter;
+    /// <summary>
+    /// What goes to the peer. Complete it to half-close after the remaining bytes are sent. The
+    /// pipe and the send loop are made on first use: a connection that only listens costs less.
+    /// </summary>
+    public PipeWriter Output => _outputWriter ?? StartSending();
 
     /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
     public CancellationToken Closed
@@ -260,7 +259,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _input.Writer.CancelPendingFlush();
         }
 
-        _output.Reader.CancelPendingRead();
+        if (!EndSendingIfNotStarted())
+        {
+            _output?.Reader.CancelPendingRead();
+        }
+
         FireClosed();
     }
 
@@ -291,9 +294,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 _in.Registration?.Read.Close(reason);
             }
 
-            if (!_outputWriter.IsCompleted)
+            if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false })
             {
-                _output.Reader.CancelPendingRead();
+                _output!.Reader.CancelPendingRead();
                 _out.Registration?.Write.Close(reason);
             }
         }
@@ -304,12 +307,15 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             await receive.ConfigureAwait(false);
         }
 
-        await _sendTask.ConfigureAwait(false);
+        if (_sendTask is not null)
+        {
+            await _sendTask.ConfigureAwait(false);
+        }
 
         // The application is done with the connection: completing its ends returns every pipe block
         // to the pool (a pipe gives its memory back only once both ends are complete).
         _input.Reader.Complete();
-        _output.Writer.Complete();
+        _output?.Writer.Complete();
     }
 
     internal void EnsureReceiving()
@@ -332,6 +338,49 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
         _input.Writer.CancelPendingFlush();
         _in.Registration?.Read.Signal();
+    }
+
+    private PipeWriter StartSending()
+    {
+        lock (_inputReader)
+        {
+            if (_outputWriter is null)
+            {
+                var pipe = new Pipe(_options.OutputPipeOptions(_inline));
+                _output = pipe;
+                if (_sendState == NotStarted)
+                {
+                    _sendState = Running;
+                    _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
+                }
+                else
+                {
+                    // Closed before the application first wrote: writes find the reader gone.
+                    pipe.Reader.Complete(Volatile.Read(ref _abortReason));
+                }
+
+                _outputWriter = new OutputWriter(pipe.Writer);
+            }
+
+            return _outputWriter;
+        }
+    }
+
+    /// <summary>Marks the send side ended if the application never touched Output; true if it did so.</summary>
+    private bool EndSendingIfNotStarted()
+    {
+        lock (_inputReader)
+        {
+            if (_sendState != NotStarted)
+            {
+                return false;
+            }
+
+            _sendState = Ended;
+        }
+
+        OnSendEnded(halfClose: false);
+        return true;
     }
 
     private Task? ReceiveTask()
@@ -416,7 +465,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     private async Task SendLoopAsync()
     {
-        PipeReader reader = _output.Reader;
+        PipeReader reader = _output!.Reader;
         FdChannel channel = _out;
         Exception? error = null;
         try

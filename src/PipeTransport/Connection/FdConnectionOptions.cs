@@ -62,6 +62,40 @@ public sealed class FdConnectionOptions
 
     internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
 
+    // PipeOptions are immutable and shared by every connection made with the same settings
+    // (an idle connection should not carry copies of them).
+    private PipeOptions?[] _pipeOptions = new PipeOptions?[4];
+    private (long, long, long, long, int, PipeScheduler) _pipeOptionsKey;
+
+    internal PipeOptions InputPipeOptions(bool inlineTransport) => PipeOptionsFor(input: true, inlineTransport);
+
+    internal PipeOptions OutputPipeOptions(bool inlineTransport) => PipeOptionsFor(input: false, inlineTransport);
+
+    private PipeOptions PipeOptionsFor(bool input, bool inlineTransport)
+    {
+        var key = (InputPauseThreshold, InputResumeThreshold, OutputPauseThreshold, OutputResumeThreshold, BufferSize, ApplicationScheduler);
+        PipeOptions?[] cache = Volatile.Read(ref _pipeOptions);
+        if (!key.Equals(_pipeOptionsKey))
+        {
+            // The settings changed since the cached ones were made.
+            cache = new PipeOptions?[4];
+            _pipeOptionsKey = key;
+            Volatile.Write(ref _pipeOptions, cache);
+        }
+
+        int index = (input ? 2 : 0) + (inlineTransport ? 1 : 0);
+        return cache[index] ??= Create();
+
+        PipeOptions Create()
+        {
+            PipeScheduler transport = inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+            var pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+            return input
+                ? new PipeOptions(pool, ApplicationScheduler, transport, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
+                : new PipeOptions(pool, transport, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
+        }
+    }
+
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(BufferSize, 1024, nameof(BufferSize));
