@@ -27,6 +27,7 @@ internal static class FifoOpener
         FdChannel? output = null;
         SafeFdHandle? spare = null;
         FdChannel? inotify = null;
+        OpenWaiter? waiter = null;
         try
         {
             // The read end opens at once: that is what lets the peer's writer open succeed. Input then
@@ -41,8 +42,6 @@ internal static class FifoOpener
             // The write end needs a reader first (ENXIO until then). inotify's IN_OPEN wakes the retry
             // when a reader opens; the backoff covers a reader still blocked in its own open (not
             // reported until it returns). IN_OPEN events are only hints: identical ones coalesce.
-            inotify = WatchOpens(writePath, options);
-            var waiter = new OpenWaiter(inotify);
             int backoff = FirstBackoffMs;
             while (output is null)
             {
@@ -58,12 +57,28 @@ internal static class FifoOpener
                     throw PipeTransportException.FromResult(fd, "open", writePath);
                 }
 
+                // The watch is made only at the first ENXIO: closing an inotify instance takes
+                // milliseconds (the kernel waits for an SRCU grace period), which an open that finds
+                // its reader at once should not pay. The attempt right after the watch goes in
+                // catches a reader that came in between.
+                if (waiter is null)
+                {
+                    inotify = WatchOpens(writePath, options);
+                    waiter = new OpenWaiter(inotify);
+                    continue;
+                }
+
                 await waiter.WaitAsync(backoff, cancellationToken).ConfigureAwait(false);
                 backoff = Math.Min(backoff * 2, MaxBackoffMs);
             }
 
-            await waiter.DisposeAsync().ConfigureAwait(false);
-            inotify = null;
+            if (waiter is not null)
+            {
+                await waiter.DisposeAsync().ConfigureAwait(false);
+                inotify = null;
+                waiter = null;
+            }
+
             var connection = new FdConnection(input, output, options, spare);
             input = output = null;
             spare = null;
@@ -71,6 +86,7 @@ internal static class FifoOpener
         }
         finally
         {
+            waiter?.Cancel();
             inotify?.Close();
             input?.Close();
             output?.Close();
@@ -139,6 +155,12 @@ internal static class FifoOpener
         private Task? _pending;
 
         public OpenWaiter(FdChannel inotify) => _inotify = inotify;
+
+        /// <summary>
+        /// Ends a pending inotify wait as cancelled. Closing the fd under it would fault it with
+        /// ObjectDisposedException, an exception nobody observes once the open has failed.
+        /// </summary>
+        public void Cancel() => _stop.Cancel();
 
         public async Task WaitAsync(int timeoutMs, CancellationToken cancellationToken)
         {

@@ -1,0 +1,561 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using Mono.Unix.Native;
+using NUnit.Framework;
+using PipeTransport.Interop;
+using static PipeTransport.Tests.FdTestHelpers;
+
+namespace PipeTransport.Tests;
+
+/// <summary>Bad input and faults: each fails at once with a clear exception, frees what it held, and never hangs.</summary>
+[NonParallelizable] // counts /proc/self/fd and, for EACCES, briefly drops the effective uid of the process
+public class FaultTests
+{
+    private const int NotAnFd = 1_000_000; // above any fd limit: fcntl says EBADF
+
+    [Test, CancelAfter(5000)]
+    public void OpenFifoAsync_on_a_missing_path_fails_with_ENOENT(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string missing = dir.File("missing");
+        string fifo = dir.File("fifo");
+        Fifo.Create(fifo);
+
+        AssertOpenFails(missing, fifo, missing, Errno.ENOENT, ct);
+        AssertOpenFails(fifo, missing, missing, Errno.ENOENT, ct);
+    }
+
+    [Test, CancelAfter(5000)]
+    public void OpenFifoAsync_on_a_regular_file_fails_with_EINVAL_not_a_FIFO(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string file = dir.File("file");
+        File.WriteAllText(file, "not a fifo");
+        string fifo = dir.File("fifo");
+        Fifo.Create(fifo);
+
+        PipeTransportException e = AssertOpenFails(file, fifo, file, Errno.EINVAL, ct);
+        Assert.That(e.Message, Does.Contain("not a FIFO"));
+        AssertOpenFails(fifo, file, file, Errno.EINVAL, ct);
+    }
+
+    [Test, CancelAfter(5000)]
+    public void OpenFifoAsync_on_a_directory_fails_with_EISDIR(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string fifo = dir.File("fifo");
+        Fifo.Create(fifo);
+
+        AssertOpenFails(dir.Path, fifo, dir.Path, Errno.EISDIR, ct);
+        AssertOpenFails(fifo, dir.Path, dir.Path, Errno.EISDIR, ct);
+    }
+
+    /// <summary>
+    /// Root passes every permission check (CAP_DAC_OVERRIDE), so when the tests run as root the
+    /// process's effective uid is switched to nobody (65534) for the synchronous part of the open
+    /// and back at once: with a non-zero euid the kernel clears the effective capabilities and
+    /// applies the file mode; seteuid(0) restores them from the permitted set.
+    /// </summary>
+    [Test, CancelAfter(5000)]
+    public void OpenFifoAsync_without_permission_fails_with_EACCES(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        Assert.That(Syscall.chmod(dir.Path, (FilePermissions)0b111_101_101), Is.Zero); // 0755: nobody may look up the FIFOs
+        string locked = dir.File("locked");
+        Fifo.Create(locked, UnixFileMode.UserRead | UnixFileMode.UserWrite); // 0600, owned by us
+        string open = dir.File("open");
+        Fifo.Create(open, (UnixFileMode)0b110_110_110);
+        if (Syscall.geteuid() != 0)
+        {
+            Assert.That(Syscall.chmod(locked, 0), Is.Zero);
+        }
+
+        foreach ((string read, string write) in new[] { (locked, open), (open, locked) })
+        {
+            Task<FdConnection> attempt = AsNobody(() => FdConnection.OpenFifoAsync(read, write, null, ct).AsTask());
+            Assert.That(attempt.IsCompleted, Is.True, "the permission failure is reported at once, not after waiting for a peer");
+            var e = Assert.ThrowsAsync<PipeTransportException>(async () => await attempt);
+            Assert.That(e!.Errno, Is.EqualTo(Errno.EACCES));
+            Assert.That(e.Target, Is.EqualTo(locked));
+            Assert.That(e.Message, Does.Contain(locked).And.Contain("EACCES"));
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Cancelling_an_open_that_waits_for_a_reader_frees_everything(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        await CancelPendingOpenAsync(a, b, ct); // warm-up: reactors, timers
+        int before = OpenFdCount();
+
+        await CancelPendingOpenAsync(a, b, ct);
+
+        Assert.That(OpenFdCount(), Is.EqualTo(before));
+    }
+
+    /// <summary>
+    /// Regression: a cancelled open closed its inotify fd under a pending readiness wait, which
+    /// faulted that wait's task with ObjectDisposedException and left it unobserved (reported on
+    /// TaskScheduler.UnobservedTaskException when collected).
+    /// </summary>
+    [Test, CancelAfter(10_000)]
+    public async Task Cancelling_a_pending_open_leaves_no_unobserved_task_exception(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        int unobserved = 0;
+        void OnUnobserved(object? sender, UnobservedTaskExceptionEventArgs e)
+        {
+            if (e.Exception.InnerExceptions.Any(x => x is ObjectDisposedException { ObjectName: "fd" }))
+            {
+                Interlocked.Increment(ref unobserved);
+            }
+        }
+
+        TaskScheduler.UnobservedTaskException += OnUnobserved;
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                await CancelPendingOpenAsync(a, b, ct);
+            }
+
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= OnUnobserved;
+        }
+
+        Assert.That(unobserved, Is.Zero);
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task An_open_without_a_writer_yet_returns_and_Input_sees_no_false_EOF(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        using var readerOfB = new SafeFdHandle(Sys.Open(b, Libc.O_RDONLY | Libc.O_NONBLOCK));
+        Assert.That(readerOfB.IsInvalid, Is.False);
+
+        await using FdConnection connection = await FdConnection.OpenFifoAsync(a, b, null, ct);
+
+        // Nobody has opened a for writing: read(2) would say 0 now, and that must not end Input.
+        ValueTask<ReadResult> read = connection.Input.ReadAsync(ct);
+        Assert.That(read.IsCompleted, Is.False, "Input ended before the first writer came");
+        using (var writer = new SafeFdHandle(Sys.Open(a, Libc.O_WRONLY | Libc.O_NONBLOCK)))
+        {
+            Assert.That(writer.IsInvalid, Is.False);
+            Assert.That(WriteOnce(writer.Fd, "x"u8.ToArray()), Is.EqualTo((nint)1));
+        }
+
+        ReadResult result = await read;
+        Assert.That(result.Buffer.ToArray(), Is.EqualTo("x"u8.ToArray()));
+        connection.Input.AdvanceTo(result.Buffer.End);
+        Assert.That(await ReadToEndAsync(connection.Input, ct), Is.Empty, "the writer left: EOF");
+    }
+
+    /// <summary>
+    /// Regression: a peer that opens its write end first and then waits for our message before it
+    /// writes (here a shell). Our own open of the read FIFO wakes its blocked open, and inotify merged
+    /// its IN_OPEN with ours, so an open that waited for a writer waited for ever.
+    /// </summary>
+    [Test, CancelAfter(30_000)]
+    public async Task A_peer_that_writes_only_after_our_request_does_not_deadlock_the_open(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string fromPeer = dir.File("from-peer");
+        string toPeer = dir.File("to-peer");
+        Fifo.Create(fromPeer);
+        Fifo.Create(toPeer);
+        for (int i = 0; i < 25; i++)
+        {
+            using Process peer = StartShell($"exec 3>'{fromPeer}'; read line < '{toPeer}'; echo \"got $line\" >&3");
+            await using (FdConnection connection = await FdConnection.OpenFifoAsync(fromPeer, toPeer, null, ct))
+            {
+                await connection.Output.WriteAsync("hi\n"u8.ToArray(), ct);
+                await connection.Output.CompleteAsync();
+                Assert.That(await ReadToEndAsync(connection.Input, ct), Is.EqualTo("got hi\n"u8.ToArray()));
+            }
+
+            await peer.WaitForExitAsync(ct);
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Writing_after_the_pipe_reader_closed_surfaces_EPIPE_through_Output_and_Input_keeps_working(CancellationToken ct)
+    {
+        (SafeFdHandle inRead, SafeFdHandle inWrite) = Pipe();
+        (SafeFdHandle outRead, SafeFdHandle outWrite) = Pipe();
+        using (inWrite)
+        {
+            await using FdConnection connection = FdConnection.FromFds(inRead, outWrite);
+            outRead.Dispose(); // the peer closes its read end
+
+            var e = Assert.ThrowsAsync<FdConnectionResetException>(() => WriteUntilFailureAsync(connection.Output, ct));
+            Assert.That(e!.Errno, Is.EqualTo(Errno.EPIPE));
+            Assert.That(e.Operation, Is.EqualTo("write"));
+
+            // The other direction is independent of the failed one.
+            Assert.That(WriteOnce(inWrite.Fd, "ok"u8.ToArray()), Is.EqualTo((nint)2));
+            Assert.That(await ReadExactlyAsync(connection.Input, 2, ct), Is.EqualTo("ok"u8.ToArray()));
+            inWrite.Dispose();
+            Assert.That(await ReadToEndAsync(connection.Input, ct), Is.Empty);
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Writing_after_the_FIFO_reader_closed_surfaces_a_reset_through_Output(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        Task<FdConnection> first = FdConnection.OpenFifoAsync(a, b, null, ct).AsTask();
+        await using FdConnection second = await FdConnection.OpenFifoAsync(b, a, null, ct);
+        FdConnection firstConnection = await first;
+        await second.Output.WriteAsync("x"u8.ToArray(), ct);
+        Assert.That(await ReadExactlyAsync(firstConnection.Input, 1, ct), Is.EqualTo("x"u8.ToArray()));
+
+        await firstConnection.DisposeAsync(); // closes its read end of a: second's writes now hit EPIPE
+
+        var e = Assert.ThrowsAsync<FdConnectionResetException>(() => WriteUntilFailureAsync(second.Output, ct));
+        Assert.That(e!.Errno, Is.EqualTo(Errno.EPIPE));
+        Assert.That(e.Target, Is.EqualTo(a));
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Writing_after_the_socket_peer_closed_surfaces_a_reset_through_Output(CancellationToken ct)
+    {
+        (FdConnection a, FdConnection b) = FdConnection.CreatePair();
+        await using (a)
+        {
+            await b.DisposeAsync();
+
+            var e = Assert.ThrowsAsync<FdConnectionResetException>(() => WriteUntilFailureAsync(a.Output, ct));
+            Assert.That(e!.Errno, Is.AnyOf(Errno.EPIPE, Errno.ECONNRESET));
+        }
+    }
+
+    /// <summary>
+    /// Regression: two connections opening the two ends of a FIFO pair at the same time. Each waits
+    /// for the other's open of its read FIFO (an inotify IN_OPEN); inotify merges an event into the
+    /// previous unread one when they are identical, so a peer's open landing right after our own was
+    /// counted as ours and both sides waited for each other forever.
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task Opening_both_ends_of_a_FIFO_pair_at_once_never_deadlocks(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        string b = dir.File("b");
+        Fifo.Create(a);
+        Fifo.Create(b);
+        for (int i = 0; i < 200; i++)
+        {
+            Task<FdConnection> first = FdConnection.OpenFifoAsync(a, b, null, ct).AsTask();
+            Task<FdConnection> second = FdConnection.OpenFifoAsync(b, a, null, ct).AsTask();
+            await using FdConnection one = await first;
+            await using FdConnection two = await second;
+        }
+    }
+
+    [Test, CancelAfter(5000)]
+    public void A_closed_handle_is_refused_with_ObjectDisposedException(CancellationToken ct)
+    {
+        (SafeFdHandle r, SafeFdHandle w) = Pipe();
+        r.Dispose();
+        using (w)
+        {
+            Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFd(r));
+            Assert.Throws<ObjectDisposedException>(() => RawFd.Create(r));
+            int before = OpenFdCount();
+            var table = FdTable();
+            Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFds(r, w));
+            Assert.Throws<ObjectDisposedException>(() => FdConnection.FromFds(w, r));
+            w.Dispose(); // whether or not the failed adoption closed it, nothing is left open
+            Assert.That(OpenFdCount(), Is.EqualTo(before - 1), FdChanges(table));
+        }
+    }
+
+    [Test, CancelAfter(5000)]
+    public void A_number_that_is_not_an_open_fd_is_refused_with_ArgumentException(CancellationToken ct)
+    {
+        using var notAnFd = new SafeFdHandle(NotAnFd, ownsHandle: false);
+        using var invalid = new SafeFdHandle(-1, ownsHandle: false);
+
+        var e = Assert.Throws<ArgumentException>(() => FdConnection.FromFd(notAnFd));
+        Assert.That(e!.Message, Does.Contain($"fd {NotAnFd}").And.Contain("EBADF"));
+        Assert.Throws<ArgumentException>(() => FdConnection.FromFd(invalid));
+        Assert.Throws<ArgumentException>(() => RawFd.Create(notAnFd));
+        Assert.Throws<ArgumentException>(() => RawFd.Create(invalid));
+
+        (SafeFdHandle r, SafeFdHandle w) = Pipe();
+        int before = OpenFdCount();
+        Assert.Throws<ArgumentException>(() => FdConnection.FromFds(r, notAnFd));
+        Assert.Throws<ArgumentException>(() => FdConnection.FromFds(notAnFd, w));
+        r.Dispose();
+        w.Dispose();
+        Assert.That(OpenFdCount(), Is.EqualTo(before - 2));
+    }
+
+    [Test, CancelAfter(5000)]
+    public void A_directory_fd_is_refused_with_ArgumentException(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        int fd = Sys.Open(dir.Path, Libc.O_RDONLY);
+        Assert.That(fd, Is.GreaterThanOrEqualTo(0));
+        using var handle = new SafeFdHandle(fd);
+
+        var e = Assert.Throws<ArgumentException>(() => FdConnection.FromFd(handle));
+        Assert.That(e!.Message, Does.Contain("EISDIR"));
+        Assert.Throws<ArgumentException>(() => RawFd.Create(handle));
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task Disposing_completes_a_pending_Input_read(CancellationToken ct)
+    {
+        (FdConnection a, FdConnection b) = FdConnection.CreatePair();
+        await using (b)
+        {
+            ValueTask<ReadResult> read = a.Input.ReadAsync(ct);
+            Assert.That(read.IsCompleted, Is.False);
+
+            await a.DisposeAsync();
+
+            ReadResult result = await read;
+            Assert.That(result.IsCompleted || result.IsCanceled, Is.True);
+        }
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task Disposing_completes_a_pending_Input_read_on_pipes(CancellationToken ct)
+    {
+        (SafeFdHandle inRead, SafeFdHandle inWrite) = Pipe();
+        (SafeFdHandle outRead, SafeFdHandle outWrite) = Pipe();
+        using (inWrite)
+        using (outRead)
+        {
+            FdConnection connection = FdConnection.FromFds(inRead, outWrite);
+            ValueTask<ReadResult> read = connection.Input.ReadAsync(ct);
+            Assert.That(read.IsCompleted, Is.False);
+
+            await connection.DisposeAsync();
+
+            ReadResult result = await read;
+            Assert.That(result.IsCompleted || result.IsCanceled, Is.True);
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Disposing_completes_a_flush_held_by_backpressure(CancellationToken ct)
+    {
+        var options = new FdConnectionOptions { OutputPauseThreshold = 16 * 1024, OutputResumeThreshold = 8 * 1024 };
+        (FdConnection a, FdConnection b) = FdConnection.CreatePair(options);
+        await using (b) // b never reads: a's socket buffer fills, then its Output pipe
+        {
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(a.Output, ct);
+
+            await a.DisposeAsync();
+
+            FlushResult result = await flush;
+            Assert.That(result.IsCompleted || result.IsCanceled, Is.True);
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task Disposing_completes_a_flush_held_by_a_full_pipe(CancellationToken ct)
+    {
+        var options = new FdConnectionOptions { OutputPauseThreshold = 16 * 1024, OutputResumeThreshold = 8 * 1024 };
+        (SafeFdHandle inRead, SafeFdHandle inWrite) = Pipe();
+        (SafeFdHandle outRead, SafeFdHandle outWrite) = Pipe();
+        using (inWrite)
+        using (outRead)
+        {
+            FdConnection connection = FdConnection.FromFds(inRead, outWrite, options);
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(connection.Output, ct);
+
+            await connection.DisposeAsync();
+
+            FlushResult result = await flush;
+            Assert.That(result.IsCompleted || result.IsCanceled, Is.True);
+        }
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task Disposing_the_connection_wakes_a_pending_InputFd_wait(CancellationToken ct)
+    {
+        (FdConnection a, FdConnection b) = FdConnection.CreatePair();
+        await using (b)
+        {
+            ValueTask wait = a.InputFd.ReadAsync(fd => ReadOnce(fd, new byte[1]) > 0, ct);
+            Assert.That(wait.IsCompleted, Is.False);
+
+            await a.DisposeAsync();
+
+            Assert.That(async () => await wait, Throws.InstanceOf<ObjectDisposedException>());
+            Assert.Throws<ObjectDisposedException>(() => a.InputFd.Control(_ => { }));
+        }
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task Disposing_a_pipe_connection_wakes_pending_InputFd_and_OutputFd_waits(CancellationToken ct)
+    {
+        (SafeFdHandle inRead, SafeFdHandle inWrite) = Pipe();
+        (SafeFdHandle outRead, SafeFdHandle outWrite) = Pipe();
+        using (inWrite)
+        using (outRead)
+        {
+            FdConnection connection = FdConnection.FromFds(inRead, outWrite);
+            FillPipe(FdOf(connection.OutputFd));
+            ValueTask readWait = connection.InputFd.ReadAsync(fd => ReadOnce(fd, new byte[1]) > 0, ct);
+            ValueTask writeWait = connection.OutputFd.WriteAsync(fd => WriteOnce(fd, new byte[1]) > 0, ct);
+            Assert.That(readWait.IsCompleted, Is.False);
+            Assert.That(writeWait.IsCompleted, Is.False);
+
+            await connection.DisposeAsync();
+
+            Assert.That(async () => await readWait, Throws.InstanceOf<ObjectDisposedException>());
+            Assert.That(async () => await writeWait, Throws.InstanceOf<ObjectDisposedException>());
+        }
+    }
+
+    [Test, CancelAfter(20_000)]
+    public async Task A_writer_killed_with_SIGKILL_mid_stream_ends_Input_with_EOF(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string fromChild = dir.File("from-child");
+        string toChild = dir.File("to-child");
+        Fifo.Create(fromChild);
+        Fifo.Create(toChild);
+        using var readerOfToChild = new SafeFdHandle(Sys.Open(toChild, Libc.O_RDONLY | Libc.O_NONBLOCK));
+        using Process child = StartShell($"exec yes > '{fromChild}'");
+        try
+        {
+            await using FdConnection connection = await FdConnection.OpenFifoAsync(fromChild, toChild, null, ct);
+            long received = 0;
+            while (received < 1 << 20)
+            {
+                ReadResult result = await connection.Input.ReadAsync(ct);
+                Assert.That(result.IsCompleted, Is.False, "EOF before the child was killed");
+                received += result.Buffer.Length;
+                connection.Input.AdvanceTo(result.Buffer.End);
+            }
+
+            child.Kill(); // SIGKILL while it writes as fast as it can
+
+            while (true)
+            {
+                ReadResult result = await connection.Input.ReadAsync(ct);
+                received += result.Buffer.Length;
+                connection.Input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+
+            await child.WaitForExitAsync(ct);
+            Assert.That(received, Is.GreaterThanOrEqualTo(1 << 20));
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+        }
+    }
+
+    private static PipeTransportException AssertOpenFails(string readPath, string writePath, string culprit, Errno errno, CancellationToken ct)
+    {
+        // The token would turn a wait for a peer into OperationCanceledException: the failure must come first.
+        var e = Assert.ThrowsAsync<PipeTransportException>(async () => await FdConnection.OpenFifoAsync(readPath, writePath, null, ct));
+        Assert.That(e!.Errno, Is.EqualTo(errno));
+        Assert.That(e.Target, Is.EqualTo(culprit));
+        Assert.That(e.Message, Does.Contain(culprit).And.Contain(errno.ToString()));
+        return e;
+    }
+
+    private static Task<FdConnection> AsNobody(Func<Task<FdConnection>> open)
+    {
+        if (Syscall.geteuid() != 0)
+        {
+            return open();
+        }
+
+        Assert.That(Syscall.seteuid(65534), Is.Zero, "seteuid(nobody)");
+        try
+        {
+            return open();
+        }
+        finally
+        {
+            if (Syscall.seteuid(0) != 0)
+            {
+                Environment.FailFast("could not restore euid 0 after the EACCES test");
+            }
+        }
+    }
+
+    /// <summary>Starts an open of (<paramref name="readPath"/>, <paramref name="writePath"/>) that cannot finish, cancels it, and checks it ends cancelled.</summary>
+    private static async Task CancelPendingOpenAsync(string readPath, string writePath, CancellationToken ct)
+    {
+        int before = OpenFdCount();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task<FdConnection> open = FdConnection.OpenFifoAsync(readPath, writePath, null, cts.Token).AsTask();
+        Assert.That(open.IsCompleted, Is.False);
+        Assert.That(OpenFdCount(), Is.GreaterThan(before), "the pending open holds fds (inotify, the read end)");
+
+        cts.Cancel();
+
+        Assert.That(async () => await open, Throws.InstanceOf<OperationCanceledException>());
+        ct.ThrowIfCancellationRequested();
+    }
+
+    private static async Task WriteUntilFailureAsync(PipeWriter output, CancellationToken ct)
+    {
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            FlushResult result = await output.WriteAsync(chunk, ct);
+            if (result.IsCompleted)
+            {
+                Assert.Fail("Output completed without reporting why the send loop ended");
+            }
+        }
+    }
+
+    /// <summary>Writes chunks until a flush stays pending (backpressure), and returns that flush.</summary>
+    private static async Task<ValueTask<FlushResult>> WriteUntilFlushBlocksAsync(PipeWriter output, CancellationToken ct)
+    {
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            ValueTask<FlushResult> flush = output.WriteAsync(chunk, ct);
+            if (!flush.IsCompleted)
+            {
+                return flush;
+            }
+
+            FlushResult result = await flush;
+            Assert.That(result.IsCompleted || result.IsCanceled, Is.False);
+        }
+    }
+}
