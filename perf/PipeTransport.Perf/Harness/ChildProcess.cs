@@ -69,7 +69,8 @@ internal sealed class ChildProcess : IAsyncDisposable
     {
         while (true)
         {
-            string? line = await _process.StandardOutput.ReadLineAsync(cancellationToken);
+            // WaitAsync: a pending read of a pipe does not notice the token by itself.
+            string? line = await _process.StandardOutput.ReadLineAsync(cancellationToken).AsTask().WaitAsync(cancellationToken);
             if (line is null)
             {
                 await _process.WaitForExitAsync(cancellationToken);
