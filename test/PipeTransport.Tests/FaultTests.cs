@@ -251,6 +251,116 @@ public class FaultTests
         }
     }
 
+    [Test, CancelAfter(10_000)]
+    public void Failed_opens_leave_no_fd_behind(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        Assert.That(Syscall.chmod(dir.Path, (FilePermissions)0b111_101_101), Is.Zero);
+        string fifo = dir.File("fifo");
+        Fifo.Create(fifo, (UnixFileMode)0b110_110_110);
+        string locked = dir.File("locked");
+        Fifo.Create(locked);
+        if (Syscall.geteuid() != 0)
+        {
+            Assert.That(Syscall.chmod(locked, 0), Is.Zero);
+        }
+
+        string file = dir.File("file");
+        File.WriteAllText(file, "x");
+        string missing = dir.File("missing");
+        _ = ReactorGroup.Default.Count;
+        int before = OpenFdCount();
+
+        for (int i = 0; i < 100; i++)
+        {
+            Assert.That(async () => await FdConnection.OpenFifoAsync(fifo, missing, null, ct), Throws.InstanceOf<PipeTransportException>());
+            Assert.That(async () => await FdConnection.OpenFifoAsync(file, fifo, null, ct), Throws.InstanceOf<PipeTransportException>());
+            Assert.That(async () => await FdConnection.OpenFifoAsync(fifo, dir.Path, null, ct), Throws.InstanceOf<PipeTransportException>());
+
+            // The read end opens, then the write end fails: the read end must be closed again.
+            Task<FdConnection> denied = AsNobody(() => FdConnection.OpenFifoAsync(fifo, locked, null, ct).AsTask());
+            Assert.That(async () => await denied, Throws.InstanceOf<PipeTransportException>().With.Property(nameof(PipeTransportException.Errno)).EqualTo(Errno.EACCES));
+        }
+
+        Assert.That(OpenFdCount(), Is.EqualTo(before));
+    }
+
+    [Test, CancelAfter(5000)]
+    public void An_already_cancelled_open_throws_without_opening_anything(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string a = dir.File("a");
+        Fifo.Create(a);
+        _ = ReactorGroup.Default.Count;
+        int before = OpenFdCount();
+
+        Assert.That(async () => await FdConnection.OpenFifoAsync(a, a, null, new CancellationToken(true)), Throws.InstanceOf<OperationCanceledException>());
+
+        Assert.That(OpenFdCount(), Is.EqualTo(before));
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task One_FIFO_for_both_directions_reads_back_what_it_wrote_and_ends_with_EOF(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string loop = dir.File("loop");
+        Fifo.Create(loop);
+
+        await using FdConnection connection = await FdConnection.OpenFifoAsync(loop, loop, null, ct);
+        await connection.Output.WriteAsync("round trip"u8.ToArray(), ct);
+        Assert.That(await ReadExactlyAsync(connection.Input, 10, ct), Is.EqualTo("round trip"u8.ToArray()));
+
+        await connection.Output.CompleteAsync(); // the only writer closes: the reader sees EOF
+        Assert.That(await ReadToEndAsync(connection.Input, ct), Is.Empty);
+    }
+
+    [Test, CancelAfter(5000)]
+    public async Task Dispose_and_Abort_in_any_order_and_at_once_complete_without_error(CancellationToken ct)
+    {
+        for (int order = 0; order < 3; order++)
+        {
+            (FdConnection a, FdConnection b) = FdConnection.CreatePair();
+            CancellationToken closed = a.Closed;
+            Assert.That(closed.IsCancellationRequested, Is.False);
+            ValueTask<ReadResult> read = a.Input.ReadAsync(ct);
+            switch (order)
+            {
+                case 0:
+                    await Task.WhenAll(a.DisposeAsync().AsTask(), a.DisposeAsync().AsTask(), Task.Run(() => a.DisposeAsync().AsTask(), ct));
+                    break;
+                case 1:
+                    a.Abort();
+                    await a.DisposeAsync();
+                    a.Abort();
+                    break;
+                default:
+                    await a.DisposeAsync();
+                    a.Abort();
+                    await a.DisposeAsync();
+                    break;
+            }
+
+            try
+            {
+                ReadResult result = await read;
+                Assert.That(result.IsCompleted || result.IsCanceled, Is.True);
+            }
+            catch (PipeTransportException e) when (order == 1)
+            {
+                Assert.That(e.Errno, Is.EqualTo(Errno.ECONNABORTED), "Abort completes Input with its reason");
+            }
+
+            // Closed fires (its callbacks run on the thread pool).
+            var fired = new TaskCompletionSource();
+            using (closed.Register(() => fired.TrySetResult()))
+            {
+                await fired.Task.WaitAsync(ct);
+            }
+
+            await b.DisposeAsync();
+        }
+    }
+
     /// <summary>
     /// Regression: two connections opening the two ends of a FIFO pair at the same time. Each waits
     /// for the other's open of its read FIFO (an inotify IN_OPEN); inotify merges an event into the

@@ -102,6 +102,126 @@ public class FdHygieneTests
         await AssertListenerCyclesLeaveNoFdsAsync(new IPEndPoint(IPAddress.Loopback, 0), ct);
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task RawFd_create_wait_dispose_cycles_leave_no_fd_behind(CancellationToken ct)
+    {
+        async Task CycleAsync(int cycle)
+        {
+            (SafeFdHandle r, SafeFdHandle w) = Pipe();
+            using (r)
+            using (w)
+            {
+                RawFd raw = RawFd.Create(cycle % 2 == 0 ? r : w);
+                if (cycle % 2 == 0)
+                {
+                    // A read wait that the disposal wakes.
+                    ValueTask wait = raw.ReadAsync(fd => ReadOnce(fd, new byte[1]) != -Interop.Libc.EAGAIN, ct);
+                    raw.Dispose();
+                    Assert.That(async () => await wait, Throws.InstanceOf<ObjectDisposedException>());
+                }
+                else
+                {
+                    await raw.WriteAsync(fd => WriteOnce(fd, new byte[1]) > 0, ct);
+                    raw.Dispose();
+                }
+            }
+        }
+
+        for (int i = 0; i < WarmUpCycles; i++)
+        {
+            await CycleAsync(i);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Dictionary<int, string> table = FdTable();
+        int before = OpenFdCount();
+        for (int i = 0; i < Cycles; i++)
+        {
+            await CycleAsync(i);
+        }
+
+        Assert.That(OpenFdCount(), Is.EqualTo(before), () => $"fds changed: {FdChanges(table)}");
+    }
+
+    /// <summary>Regular files go through blocking calls on pool threads; their fds must be closed all the same.</summary>
+    [Test, CancelAfter(60_000)]
+    public async Task Regular_file_connection_cycles_leave_no_fd_behind(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string source = dir.File("in");
+        File.WriteAllBytes(source, RandomBytes(10_000, 5));
+        await AssertCyclesLeaveNoFdsAsync(async (cycle, token) =>
+        {
+            await using FdConnection file = FdConnection.FromFds(
+                File.OpenHandle(source, FileMode.Open, FileAccess.Read),
+                File.OpenHandle(dir.File($"out{cycle % 2}"), FileMode.Create, FileAccess.Write));
+            if (cycle % 2 == 0)
+            {
+                await file.Input.CopyToAsync(file.Output, token);
+                await file.Output.CompleteAsync();
+            }
+            else
+            {
+                ReadResult result = await file.Input.ReadAsync(token);
+                file.Input.AdvanceTo(result.Buffer.Start); // disposal with unread data
+            }
+
+            return FdConnection.CreatePair(); // the shared cycle below runs on a socketpair as well
+        }, ct, cycles: 300);
+    }
+
+    /// <summary>
+    /// stdin/stdout-style adoption: the handle does not own the fd (another process may share its
+    /// open file description), so disposal leaves the fd open and puts back the blocking mode the
+    /// transport changed (O_NONBLOCK lives in the shared description, not in our fd).
+    /// </summary>
+    [Test, CancelAfter(10_000)]
+    public async Task A_borrowed_fd_is_left_open_with_its_blocking_mode_restored([Values] bool used, CancellationToken ct)
+    {
+        (SafeFdHandle r, SafeFdHandle w) = Pipe();
+        (SafeFdHandle r2, SafeFdHandle w2) = Pipe();
+        using (r)
+        using (w)
+        using (r2)
+        using (w2)
+        {
+            Assert.That(Interop.Sys.SetNonBlocking(r.Fd, false), Is.EqualTo(1));
+            Assert.That(Interop.Sys.SetNonBlocking(w2.Fd, false), Is.EqualTo(1));
+            var borrowedIn = new SafeFdHandle(r.Fd, ownsHandle: false);
+            var borrowedOut = new SafeFdHandle(w2.Fd, ownsHandle: false);
+
+            await using (FdConnection connection = FdConnection.FromFds(borrowedIn, borrowedOut))
+            {
+                Assert.That(IsNonBlocking(r.Fd) && IsNonBlocking(w2.Fd), Is.True, "the transport runs them non-blocking");
+                if (used)
+                {
+                    Assert.That(WriteOnce(w.Fd, "in"u8.ToArray()), Is.EqualTo((nint)2));
+                    Assert.That(await ReadExactlyAsync(connection.Input, 2, ct), Is.EqualTo("in"u8.ToArray()));
+                    await connection.Output.WriteAsync("out"u8.ToArray(), ct);
+                }
+            }
+
+            Assert.That(Interop.Sys.CheckOpen(r.Fd), Is.GreaterThanOrEqualTo(0), "the borrowed input fd is still open");
+            Assert.That(Interop.Sys.CheckOpen(w2.Fd), Is.GreaterThanOrEqualTo(0), "the borrowed output fd is still open");
+            Assert.That(IsNonBlocking(r.Fd), Is.False, "blocking mode restored on the input");
+            Assert.That(IsNonBlocking(w2.Fd), Is.False, "blocking mode restored on the output");
+            if (used)
+            {
+                var buffer = new byte[3];
+                Assert.That(ReadOnce(r2.Fd, buffer), Is.EqualTo((nint)3));
+                Assert.That(buffer, Is.EqualTo("out"u8.ToArray()));
+            }
+        }
+    }
+
+    private static bool IsNonBlocking(int fd)
+    {
+        int flags = Interop.Sys.Fcntl(fd, Interop.Libc.F_GETFL, 0);
+        Assert.That(flags, Is.GreaterThanOrEqualTo(0));
+        return (flags & Interop.Libc.O_NONBLOCK) != 0;
+    }
+
     [Test, CancelAfter(30_000)]
     public async Task A_child_process_inherits_none_of_our_fds(CancellationToken ct)
     {

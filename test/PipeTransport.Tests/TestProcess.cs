@@ -5,8 +5,8 @@ namespace PipeTransport.Tests;
 /// <summary>Helpers for tests that need real peers and fd counts.</summary>
 public static class TestProcess
 {
-    /// <summary>Entries in /proc/self/fd now.</summary>
-    public static int OpenFdCount() => Directory.GetFileSystemEntries("/proc/self/fd").Length;
+    /// <summary>Open fds of the kinds the library creates (see <see cref="FdTestHelpers.OpenFdCount"/>).</summary>
+    public static int OpenFdCount() => FdTestHelpers.OpenFdCount();
 
     public static Process Start(string file, params string[] args)
     {

@@ -461,6 +461,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         Exception? reason = Volatile.Read(ref _abortReason);
         writer.Complete(reason ?? (_disposed != 0 && error is ObjectDisposedException ? null : error));
         OnReceiveEnded(eof);
+        if (reason is null && error is FdConnectionResetException && _in == _out)
+        {
+            // A reset ends both directions of a socket: tell the send side (and Closed) now, not at
+            // the application's next write.
+            Abort(error);
+        }
     }
 
     private async Task SendLoopAsync()

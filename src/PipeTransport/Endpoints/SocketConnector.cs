@@ -18,7 +18,8 @@ internal static class SocketConnector
             throw PipeTransportException.FromResult(fd, "socket", name);
         }
 
-        FdChannel channel = FdChannel.AdoptNew(new SafeFdHandle(fd), FdKind.Socket, options.Reactors, name);
+        var handle = new SafeFdHandle(fd);
+        FdChannel? channel = null;
         try
         {
             if (family != Libc.AF_UNIX && options.NoDelay)
@@ -32,6 +33,10 @@ internal static class SocketConnector
                 throw PipeTransportException.FromResult(r, "connect", name);
             }
 
+            // Registered only once the connect has started: epoll reports EPOLLHUP for a stream socket
+            // that is not connected yet (TCP_CLOSE), the registration would keep it as a hang-up seen,
+            // and the receive loop of the idle connection would then rent a buffer to look for an EOF.
+            channel = FdChannel.AdoptNew(handle, FdKind.Socket, options.Reactors, name);
             while (r < 0)
             {
                 await channel.Registration!.Write.WaitAsync(true, cancellationToken).ConfigureAwait(false);
@@ -52,7 +57,15 @@ internal static class SocketConnector
         }
         catch
         {
-            channel.Close();
+            if (channel is not null)
+            {
+                channel.Close();
+            }
+            else
+            {
+                handle.Dispose();
+            }
+
             throw;
         }
     }

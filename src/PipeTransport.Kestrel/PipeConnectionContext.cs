@@ -1,0 +1,138 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace PipeTransport.Kestrel;
+
+/// <summary>
+/// One accepted connection as Kestrel sees it: an <see cref="FdConnection"/> (already an
+/// <see cref="IDuplexPipe"/>) plus the connection features. The context is its own feature collection
+/// and implements the transport's features itself, so a connection costs one object here, not one per
+/// feature.
+/// </summary>
+internal sealed partial class PipeConnectionContext : ConnectionContext,
+    IConnectionIdFeature,
+    IConnectionTransportFeature,
+    IConnectionItemsFeature,
+    IMemoryPoolFeature,
+    IConnectionLifetimeFeature,
+    IConnectionEndPointFeature,
+    IPeerCredentialsFeature,
+    IDuplexPipe
+{
+    private readonly FdConnection _connection;
+    private readonly TaskCompletionSource? _disposed;
+    private readonly long _id;
+    private string? _connectionId;
+    private IDictionary<object, object?>? _items;
+    private IDuplexPipe _transport;
+    private PipeReader? _input;
+    private PipeWriter? _output;
+    private readonly CancellationTokenSource _closed = new();
+    private readonly CancellationTokenRegistration _fdConnectionClosed;
+    private CancellationToken? _connectionClosedOverride;
+
+    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, TaskCompletionSource? disposed = null)
+    {
+        _connection = connection;
+        _disposed = disposed;
+        _id = ConnectionIdGenerator.Next();
+        _transport = this;
+        MemoryPool = memoryPool;
+        LocalEndPoint = connection.LocalEndPoint;
+        RemoteEndPoint = connection.RemoteEndPoint;
+        _fdConnectionClosed = connection.Closed.UnsafeRegister(static state => ((PipeConnectionContext)state!).FireConnectionClosed(), this);
+    }
+
+    public override string ConnectionId
+    {
+        get => _connectionId ??= ConnectionIdGenerator.Format(_id);
+        set => _connectionId = value;
+    }
+
+    public override IFeatureCollection Features => this;
+
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new ConnectionItems();
+        set => _items = value;
+    }
+
+    public override IDuplexPipe Transport
+    {
+        get => _transport;
+        set => _transport = value;
+    }
+
+    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this);
+
+    PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output);
+
+    public MemoryPool<byte> MemoryPool { get; }
+
+    public override EndPoint? LocalEndPoint { get; set; }
+
+    public override EndPoint? RemoteEndPoint { get; set; }
+
+    /// <summary>
+    /// Fires when the connection is over: both directions ended, an abort, or a reset from the peer.
+    /// Not when the peer merely half-closes (sends FIN after its request): Kestrel takes this token as
+    /// "the client is gone" and would abort the response, which is what half-close must not do.
+    /// </summary>
+    public override CancellationToken ConnectionClosed
+    {
+        get => _connectionClosedOverride ?? _closed.Token;
+        set => _connectionClosedOverride = value;
+    }
+
+    public PeerCredentials? PeerCredentials => _connection.PeerCredentials;
+
+    public override void Abort(ConnectionAbortedException abortReason) => _connection.Abort(abortReason);
+
+    /// <summary>
+    /// The peer reset the connection (seen on Input). Nothing more can be sent either, so the
+    /// connection is torn down now and Kestrel told at once, before it tries to drain the request body
+    /// or write a response to a dead peer.
+    /// </summary>
+    internal void OnReset(Exception reason)
+    {
+        FireConnectionClosed();
+        _connection.Abort(reason);
+    }
+
+    private void FireConnectionClosed()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed: Kestrel is done with the connection and with its token.
+        }
+    }
+
+    /// <summary>
+    /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop
+    /// write what is left and then half-close (FIN), so a response is never cut short here; the core's
+    /// dispose then closes the fds.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        try
+        {
+            ((IDuplexPipe)this).Input.Complete();
+            ((IDuplexPipe)this).Output.Complete();
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _fdConnectionClosed.DisposeAsync().ConfigureAwait(false);
+            _closed.Dispose();
+            _disposed?.TrySetResult();
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
+using Mono.Unix.Native;
+
+namespace PipeTransport.Kestrel;
+
+/// <summary>
+/// Kestrel's entry point into the transport: binds the endpoints PipeTransport serves (TCP, Unix
+/// sockets, inherited listening sockets, FIFO pairs) and, through <see cref="CanBind"/>, leaves every
+/// other endpoint (named pipes, QUIC, custom ones) to the transports registered before it.
+/// </summary>
+internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
+{
+    private readonly PipeTransportOptions _options;
+    private readonly IMemoryPoolFactory<byte>? _memoryPoolFactory;
+    private readonly Lock _lock = new();
+    private ReactorGroup? _reactorGroup;
+    private bool _disposed;
+
+    public PipeTransportFactory(IOptions<PipeTransportOptions> options, IServiceProvider services)
+    {
+        _options = options.Value;
+        _memoryPoolFactory = (IMemoryPoolFactory<byte>?)services.GetService(typeof(IMemoryPoolFactory<byte>));
+    }
+
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint or FileHandleEndPoint or FifoEndPoint;
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        var connectionOptions = _options.CreateConnectionOptions(GetReactorGroup());
+        var (memoryPool, ownsMemoryPool) = CreateMemoryPool();
+        try
+        {
+            IConnectionListener listener = endpoint switch
+            {
+                FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, memoryPool, ownsMemoryPool),
+                FileHandleEndPoint handle => new SocketConnectionListener(
+                    FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
+                    memoryPool, ownsMemoryPool),
+                IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
+                    Bind(endpoint, CreateListenerOptions(connectionOptions)), memoryPool, ownsMemoryPool),
+                _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
+            };
+            return new ValueTask<IConnectionListener>(listener);
+        }
+        catch
+        {
+            if (ownsMemoryPool)
+            {
+                memoryPool.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Translates bind failures into what Kestrel's address binder understands: an address in use is
+    /// Kestrel's <see cref="AddressInUseException"/> (it reports "address already in use" for the URL);
+    /// a missing address family (no IPv6 here) is a <see cref="SocketException"/>, on which Kestrel falls
+    /// back from <c>[::]</c> to <c>0.0.0.0</c> and from <c>localhost</c> to the loopback that exists. Both
+    /// keep our exception, with its errno and endpoint, as the inner exception.
+    /// </summary>
+    private static FdListener Bind(EndPoint endpoint, FdListenerOptions options)
+    {
+        try
+        {
+            return FdListener.Bind(endpoint, options);
+        }
+        catch (PipeTransportException e) when (e.Errno == Errno.EADDRINUSE)
+        {
+            throw new AddressInUseException(e.Message, e);
+        }
+        catch (PipeTransportException e) when (e.Errno is Errno.EAFNOSUPPORT or Errno.EADDRNOTAVAIL && endpoint is IPEndPoint)
+        {
+            var error = e.Errno == Errno.EAFNOSUPPORT ? SocketError.AddressFamilyNotSupported : SocketError.AddressNotAvailable;
+            throw new SocketException((int)error, e.Message);
+        }
+    }
+
+    private FdListenerOptions CreateListenerOptions(FdConnectionOptions connectionOptions) => new()
+    {
+        Backlog = _options.Backlog,
+        UnixSocketMode = _options.UnixSocketFileMode,
+        ConnectionOptions = connectionOptions,
+        ReactorGroup = connectionOptions.ReactorGroup,
+    };
+
+    private (MemoryPool<byte> Pool, bool Owned) CreateMemoryPool() =>
+        _memoryPoolFactory is { } factory ? (factory.Create(new MemoryPoolOptions { Owner = "PipeTransport" }), true) : (MemoryPool<byte>.Shared, false);
+
+    private ReactorGroup? GetReactorGroup()
+    {
+        if (_options.ReactorCount <= 0)
+        {
+            return null;
+        }
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _reactorGroup ??= new ReactorGroup(_options.ReactorCount);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            _reactorGroup?.Dispose();
+            _reactorGroup = null;
+        }
+    }
+}

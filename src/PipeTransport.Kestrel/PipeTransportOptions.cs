@@ -1,0 +1,84 @@
+using System.IO.Pipelines;
+
+namespace PipeTransport.Kestrel;
+
+/// <summary>
+/// Options of the PipeTransport Kestrel transport, set with
+/// <c>builder.WebHost.UsePipeTransport(options =&gt; ...)</c>. Defaults match Kestrel's Sockets transport
+/// where both have the same knob.
+/// </summary>
+public sealed class PipeTransportOptions
+{
+    /// <summary>
+    /// Number of epoll reactor threads serving this server's connections. 0 (the default) shares the
+    /// process-wide <see cref="ReactorGroup.Default"/> (one reactor per processor); a positive count gives
+    /// the server its own <see cref="ReactorGroup"/>, stopped when the host is disposed.
+    /// </summary>
+    public int ReactorCount { get; set; }
+
+    /// <summary>
+    /// Bytes of received, not yet parsed data at which a connection stops reading from its fd
+    /// (Kestrel's <c>MaxRequestBufferSize</c> counterpart). Default 1 MiB.
+    /// </summary>
+    public long InputPauseThreshold { get; set; } = 1024 * 1024;
+
+    /// <summary>Bytes below which a paused connection reads again. Default 512 KiB.</summary>
+    public long InputResumeThreshold { get; set; } = 512 * 1024;
+
+    /// <summary>
+    /// Bytes of response data not yet written to the fd at which the application's flushes wait
+    /// (backpressure to the app). Default 64 KiB.
+    /// </summary>
+    public long OutputPauseThreshold { get; set; } = 64 * 1024;
+
+    /// <summary>Bytes below which a waiting application flush completes. Default 32 KiB.</summary>
+    public long OutputResumeThreshold { get; set; } = 32 * 1024;
+
+    /// <summary>
+    /// Run the transport side of each connection's pipes inline on the reactor thread (no thread-pool
+    /// hop per read or write). Default true.
+    /// </summary>
+    public bool InlineTransportScheduling { get; set; } = true;
+
+    /// <summary>
+    /// Also run the application side (Kestrel's parser and your request handlers) inline on the reactor
+    /// thread. Faster for short non-blocking handlers; a handler that blocks stalls every connection of
+    /// that reactor. Default false (the application side runs on the thread pool).
+    /// </summary>
+    public bool UnsafePreferInlineScheduling { get; set; }
+
+    /// <summary>Listen backlog of TCP and Unix sockets. Default 512.</summary>
+    public int Backlog { get; set; } = 512;
+
+    /// <summary>
+    /// Permissions of the Unix socket files and FIFOs this transport creates, applied before any peer
+    /// can connect. Default 0600 (owner read and write).
+    /// </summary>
+    public UnixFileMode UnixSocketFileMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Block size of the receive buffers in bytes, 0 for the core's default.</summary>
+    public int BufferSize { get; set; }
+
+    /// <summary>Set <c>TCP_NODELAY</c> on accepted TCP connections. Default true.</summary>
+    public bool NoDelay { get; set; } = true;
+
+    internal FdConnectionOptions CreateConnectionOptions(ReactorGroup? reactorGroup)
+    {
+        var options = new FdConnectionOptions
+        {
+            InputPauseThreshold = InputPauseThreshold,
+            InputResumeThreshold = InputResumeThreshold,
+            OutputPauseThreshold = OutputPauseThreshold,
+            OutputResumeThreshold = OutputResumeThreshold,
+            InlineTransportScheduling = InlineTransportScheduling,
+            ApplicationScheduler = UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
+            NoDelay = NoDelay,
+            ReactorGroup = reactorGroup,
+        };
+        if (BufferSize > 0)
+        {
+            options.BufferSize = BufferSize;
+        }
+        return options;
+    }
+}
