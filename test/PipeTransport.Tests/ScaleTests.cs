@@ -35,7 +35,7 @@ public sealed class ScaleTests
         Buffers.PinnedBlockMemoryPool pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(blockSize);
         long outstandingBefore = pool.Outstanding;
         await using FdListener listener = FdListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), new FdListenerOptions { ConnectionOptions = options, Backlog = 4096 });
-        using Process clients = TestProcess.Start("python3", "-c", Clients, ((IPEndPoint)listener.LocalEndPoint).Port.ToString(), count.ToString(), "10");
+        Process clients = TestProcess.Start("python3", "-c", Clients, ((IPEndPoint)listener.LocalEndPoint).Port.ToString(), count.ToString(), "10");
         int fdsBefore = TestProcess.OpenFdCount();
         var connections = new List<FdConnection>(count);
         var reads = new List<Task<ReadResult>>(count);
@@ -72,6 +72,7 @@ public sealed class ScaleTests
         {
             clients.StandardInput.Close(); // the clients exit: every connection sees EOF
             await clients.WaitForExitAsync(ct);
+            TestProcess.Close(clients);
             foreach (FdConnection c in connections)
             {
                 await c.DisposeAsync();

@@ -16,6 +16,7 @@ public sealed class SocatInteropTests
 {
     private const long Size = 32L << 20;
     private readonly string _kind;
+    private readonly List<Process> _processes = new();
     private string _dir = null!;
 
     public SocatInteropTests(string kind) => _kind = kind;
@@ -24,7 +25,29 @@ public sealed class SocatInteropTests
     public void SetUp() => _dir = Directory.CreateTempSubdirectory("pt-socat-").FullName;
 
     [TearDown]
-    public void TearDown() => Directory.Delete(_dir, recursive: true);
+    public void TearDown()
+    {
+        foreach (Process process in _processes)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+                process.WaitForExit();
+            }
+
+            TestProcess.Close(process);
+        }
+
+        _processes.Clear();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private Process StartSocat(params string[] args)
+    {
+        Process process = TestProcess.Start("socat", args);
+        _processes.Add(process);
+        return process;
+    }
 
     /// <summary>
     /// socat connects to our listener, sends its stdin and half-closes; we read to EOF, then answer
@@ -36,7 +59,7 @@ public sealed class SocatInteropTests
         EndPoint endPoint = _kind == "tcp" ? new IPEndPoint(IPAddress.Loopback, 0) : new UnixDomainSocketEndPoint(Path.Combine(_dir, "server"));
         await using FdListener listener = FdListener.Bind(endPoint);
         string target = listener.LocalEndPoint is IPEndPoint ip ? $"TCP:127.0.0.1:{ip.Port}" : $"UNIX-CONNECT:{listener.LocalEndPoint}";
-        using Process socat = TestProcess.Start("socat", "-t", "30", "-b", "65536", "-", target);
+        Process socat = StartSocat("-t", "30", "-b", "65536", "-", target);
 
         var sent = new TestData(21);
         Task feed = Task.Run(async () =>
@@ -92,8 +115,7 @@ public sealed class SocatInteropTests
             listen = $"UNIX-LISTEN:{path}";
         }
 
-        using Process socat = TestProcess.Start("socat", "-d", "-d", "-t", "30", "-b", "65536", listen, "EXEC:cat");
-        try
+        Process socat = StartSocat("-d", "-d", "-t", "30", "-b", "65536", listen, "EXEC:cat");
         {
             await TestProcess.WaitForStderrAsync(socat, "listening on", ct);
             Task drainStderr = socat.StandardError.ReadToEndAsync(ct);
@@ -108,13 +130,6 @@ public sealed class SocatInteropTests
             await socat.WaitForExitAsync(ct);
             await drainStderr;
             Assert.That(socat.ExitCode, Is.Zero);
-        }
-        finally
-        {
-            if (!socat.HasExited)
-            {
-                socat.Kill();
-            }
         }
     }
 }

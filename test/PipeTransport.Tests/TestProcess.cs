@@ -5,8 +5,27 @@ namespace PipeTransport.Tests;
 /// <summary>Helpers for tests that need real peers and fd counts.</summary>
 public static class TestProcess
 {
-    /// <summary>Open fds of the kinds the library creates (see <see cref="FdTestHelpers.OpenFdCount"/>).</summary>
-    public static int OpenFdCount() => FdTestHelpers.OpenFdCount();
+    /// <summary>
+    /// Open fds of the kinds the library creates (see <see cref="FdTestHelpers.OpenFdCount"/>), after
+    /// pending finalizers ran: an earlier test's <see cref="Process"/> leaves its redirected pipes to
+    /// the finalizer, which would otherwise close them in the middle of a later count.
+    /// </summary>
+    public static int OpenFdCount()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return FdTestHelpers.OpenFdCount();
+    }
+
+    /// <summary>Closes the redirected streams (Process.Dispose leaves them to the finalizer) and disposes.</summary>
+    public static void Close(Process process)
+    {
+        // The base streams, not the writer/readers: a test may have closed stdin through a PipeWriter already.
+        process.StandardInput.BaseStream.Dispose();
+        process.StandardOutput.BaseStream.Dispose();
+        process.StandardError.BaseStream.Dispose();
+        process.Dispose();
+    }
 
     public static Process Start(string file, params string[] args)
     {
