@@ -46,11 +46,11 @@ internal sealed class FdChannel
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     /// <summary>Registers an fd this library just created non-blocking and <c>O_CLOEXEC</c> (a socket, an accepted connection).</summary>
-    public static FdChannel AdoptNew(SafeFdHandle handle, FdKind kind, ReactorGroup group, string? name = null)
+    public static FdChannel AdoptNew(SafeFdHandle handle, FdKind kind, EpollReactor reactor, string? name = null)
     {
         bool added = false;
         handle.DangerousAddRef(ref added);
-        Registration? registration = group.Next().TryRegister(handle.Fd, out int error);
+        Registration? registration = reactor.TryRegister(handle.Fd, out int error);
         if (registration is null)
         {
             handle.DangerousRelease();
@@ -65,10 +65,10 @@ internal sealed class FdChannel
     /// Takes a reference on <paramref name="handle"/>, makes the fd non-blocking and registers it.
     /// </summary>
     /// <param name="handle">The fd.</param>
-    /// <param name="group">Where to register it.</param>
+    /// <param name="reactor">Where to register it (both fds of a pair go to one reactor).</param>
     /// <param name="disposeHandle">Whether closing the channel disposes the handle (adoption) or only releases our reference (RawFd).</param>
     /// <param name="name">How errors name it; defaults to <c>fd N</c>.</param>
-    public static FdChannel Adopt(SafeHandle handle, ReactorGroup group, bool disposeHandle, string? name = null)
+    public static FdChannel Adopt(SafeHandle handle, EpollReactor reactor, bool disposeHandle, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(handle);
         ObjectDisposedException.ThrowIf(handle.IsClosed, handle);
@@ -99,7 +99,7 @@ internal sealed class FdChannel
                 throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name ?? $"fd {fd}");
             }
 
-            Registration? registration = group.Next().TryRegister(fd, out int error);
+            Registration? registration = reactor.TryRegister(fd, out int error);
             if (registration is null)
             {
                 if (error != -Libc.EPERM)

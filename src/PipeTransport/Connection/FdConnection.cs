@@ -168,11 +168,14 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         options = Checked(options);
-        FdChannel inChannel = FdChannel.Adopt(input, options.Reactors, disposeHandle: true);
+
+        // One reactor for both directions: a copy between them then involves one reactor thread.
+        Reactor.EpollReactor reactor = options.Reactors.Next();
+        FdChannel inChannel = FdChannel.Adopt(input, reactor, disposeHandle: true);
         FdChannel outChannel;
         try
         {
-            outChannel = FdChannel.Adopt(output, options.Reactors, disposeHandle: true);
+            outChannel = FdChannel.Adopt(output, reactor, disposeHandle: true);
         }
         catch
         {
@@ -190,7 +193,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     public static FdConnection FromFd(SafeHandle fd, FdConnectionOptions? options = null)
     {
         options = Checked(options);
-        FdChannel channel = FdChannel.Adopt(fd, options.Reactors, disposeHandle: true);
+        FdChannel channel = FdChannel.Adopt(fd, options.Reactors.Next(), disposeHandle: true);
         return new FdConnection(channel, channel, options);
     }
 

@@ -78,7 +78,7 @@ public sealed class FdListener : IAsyncDisposable
             for (int i = 0; i < count; i++)
             {
                 SafeFdHandle handle = BindOne(family, address, name, options, endPoint, unixPath);
-                sockets.Add(FdChannel.AdoptNew(handle, FdKind.Socket, reactors, name));
+                sockets.Add(FdChannel.AdoptNew(handle, FdKind.Socket, reactors.Next(), name));
                 if (bound is null)
                 {
                     bound = SocketAddresses.TryName(sockets[0], peer: false) ?? endPoint;
@@ -122,7 +122,7 @@ public sealed class FdListener : IAsyncDisposable
     {
         options ??= new FdListenerOptions();
         ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
-        FdChannel channel = FdChannel.Adopt(listeningSocket, reactors, disposeHandle: true);
+        FdChannel channel = FdChannel.Adopt(listeningSocket, reactors.Next(), disposeHandle: true);
         try
         {
             int listening = channel.WithFd(0, static (_, fd) =>
@@ -268,7 +268,7 @@ public sealed class FdListener : IAsyncDisposable
     private FdConnection CreateConnection(int fd)
     {
         var handle = new SafeFdHandle(fd);
-        FdChannel channel = FdChannel.AdoptNew(handle, FdKind.Socket, _reactors);
+        FdChannel channel = FdChannel.AdoptNew(handle, FdKind.Socket, _reactors.Next());
         if (_unixPath is null && _connectionOptions.NoDelay && LocalEndPoint is IPEndPoint)
         {
             Sys.SetSockOptInt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, 1);

@@ -33,7 +33,8 @@ internal static class FifoOpener
             // The read end opens at once: that is what lets the peer's writer open succeed. Input then
             // waits for the first writer (the receive loop trusts epoll, not read()'s 0 before any writer).
             int readerFd = Open(readPath, Libc.O_RDONLY);
-            input = FdChannel.Adopt(new SafeFdHandle(readerFd), options.Reactors, disposeHandle: true, readPath);
+            Reactor.EpollReactor reactor = options.Reactors.Next();
+            input = FdChannel.Adopt(new SafeFdHandle(readerFd), reactor, disposeHandle: true, readPath);
             if (options.KeepFifoReaderOpen)
             {
                 spare = new SafeFdHandle(Open(readPath, Libc.O_WRONLY));
@@ -48,7 +49,7 @@ internal static class FifoOpener
                 int fd = Sys.Open(writePath, Libc.O_WRONLY | Libc.O_NONBLOCK);
                 if (fd >= 0)
                 {
-                    output = FdChannel.Adopt(new SafeFdHandle(fd), options.Reactors, disposeHandle: true, writePath);
+                    output = FdChannel.Adopt(new SafeFdHandle(fd), reactor, disposeHandle: true, writePath);
                     break;
                 }
 
@@ -117,7 +118,7 @@ internal static class FifoOpener
                 throw PipeTransportException.FromResult(watch, "inotify_add_watch", path);
             }
 
-            return FdChannel.Adopt(handle, options.Reactors, disposeHandle: true, "inotify");
+            return FdChannel.Adopt(handle, options.Reactors.Next(), disposeHandle: true, "inotify");
         }
         catch
         {

@@ -36,7 +36,7 @@ internal static class SocketConnector
             // Registered only once the connect has started: epoll reports EPOLLHUP for a stream socket
             // that is not connected yet (TCP_CLOSE), the registration would keep it as a hang-up seen,
             // and the receive loop of the idle connection would then rent a buffer to look for an EOF.
-            channel = FdChannel.AdoptNew(handle, FdKind.Socket, options.Reactors, name);
+            channel = FdChannel.AdoptNew(handle, FdKind.Socket, options.Reactors.Next(), name);
             while (r < 0)
             {
                 await channel.Registration!.Write.WaitAsync(true, cancellationToken).ConfigureAwait(false);

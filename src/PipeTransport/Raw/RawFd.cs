@@ -36,7 +36,7 @@ public sealed class RawFd : IDisposable
     /// </summary>
     /// <param name="fd">The fd.</param>
     /// <returns>The raw access object.</returns>
-    public static RawFd Create(SafeHandle fd) => new(FdChannel.Adopt(fd, ReactorGroup.Default, disposeHandle: false), ownsChannel: true);
+    public static RawFd Create(SafeHandle fd) => new(FdChannel.Adopt(fd, ReactorGroup.Default.Next(), disposeHandle: false), ownsChannel: true);
 
     /// <summary>Whether the fd goes through epoll (false for regular files and other non-pollable fds).</summary>
     public bool IsPollable => _channel.Pollable;

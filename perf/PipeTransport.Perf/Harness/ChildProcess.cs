@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace PipeTransport.Perf.Harness;
+
+/// <summary>
+/// A child process whose stdout is read line by line (the children report "ready" and "done ..."
+/// lines) and whose stderr is kept for the error message. Disposing kills it if it still runs.
+/// Children inherit the CPU affinity, so <c>taskset -c 0</c> pins the whole run.
+/// </summary>
+internal sealed class ChildProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stderr = new();
+    private readonly string _display;
+
+    private ChildProcess(string fileName, IEnumerable<string> arguments, bool redirectStdin)
+    {
+        var info = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = redirectStdin,
+            UseShellExecute = false,
+        };
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        _display = fileName + " " + string.Join(' ', info.ArgumentList);
+        _process = new Process { StartInfo = info };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_stderr)
+                {
+                    _stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        _process.Start();
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>Standard input of the child (only when started with <c>redirectStdin</c>).</summary>
+    public StreamWriter StandardInput => _process.StandardInput;
+
+    /// <summary>Starts an external program.</summary>
+    public static ChildProcess Start(string fileName, params string[] arguments) => new(fileName, arguments, false);
+
+    /// <summary>Starts this harness again in one of its child modes (<c>writer</c>, <c>reader</c>, ...).</summary>
+    public static ChildProcess StartSelf(bool redirectStdin, params string[] arguments)
+    {
+        string host = Environment.ProcessPath ?? throw new InvalidOperationException("no process path");
+        var args = new List<string>();
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        {
+            args.Add(typeof(ChildProcess).Assembly.Location);
+        }
+
+        args.AddRange(arguments);
+        return new ChildProcess(host, args, redirectStdin);
+    }
+
+    /// <summary>Reads stdout lines until one starts with <paramref name="prefix"/> and returns the words after it.</summary>
+    public async Task<string[]> ExpectAsync(string prefix, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // WaitAsync: a pending read of a pipe does not notice the token by itself.
+            string? line = await _process.StandardOutput.ReadLineAsync(cancellationToken).AsTask().WaitAsync(cancellationToken);
+            if (line is null)
+            {
+                await _process.WaitForExitAsync(cancellationToken);
+                throw new InvalidOperationException(
+                    $"child '{_display}' exited with {_process.ExitCode} before saying '{prefix}': {Stderr}");
+            }
+
+            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return line[prefix.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            }
+        }
+    }
+
+    /// <summary>Waits for exit and throws if the exit code is not zero.</summary>
+    public async Task WaitForSuccessAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        if (_process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"child '{_display}' exited with {_process.ExitCode}: {Stderr}");
+        }
+    }
+
+    private string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString().Trim();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,11 @@
+namespace PipeTransport.Perf.Harness;
+
+/// <summary>
+/// One way of doing a scenario's job. The first variant of a scenario is the subject (PipeTransport);
+/// the others are baselines, each with the ratio the subject should reach against it.
+/// </summary>
+/// <param name="Name">Shown in the table.</param>
+/// <param name="RunAsync">Does one run of the given size and returns its sample; throws on an integrity failure.</param>
+/// <param name="TargetRatio">Subject ÷ this variant that the issue asks for (null for the subject itself or when there is none).</param>
+/// <param name="Extra">A tuning variant of the subject, run only with <c>--extra</c> (for analysis, not a baseline).</param>
+internal sealed record Variant(string Name, Func<RunContext, Task<Sample>> RunAsync, double? TargetRatio = null, bool Extra = false);

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using PipeTransport.Perf.Children;
+using PipeTransport.Perf.Harness;
+using PipeTransport.Perf.Scenarios;
+
+namespace PipeTransport.Perf;
+
+/// <summary>
+/// The side-by-side perf harness. Without a child mode it runs the selected scenarios and prints
+/// markdown tables on stdout (progress on stderr); the child modes (<c>writer</c>, <c>reader</c>,
+/// <c>idle-server</c>, <c>idle-clients</c>) are the separate processes the scenarios start.
+/// </summary>
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length > 0)
+        {
+            var inv = CultureInfo.InvariantCulture;
+            switch (args[0])
+            {
+                case "writer" when args.Length == 6:
+                    return FifoWriter.Run(args[1], long.Parse(args[2], inv), int.Parse(args[3], inv), int.Parse(args[4], inv), int.Parse(args[5], inv));
+                case "reader" when args.Length == 4:
+                    return FifoReader.Run(args[1], int.Parse(args[2], inv), int.Parse(args[3], inv));
+                case "idle-server" when args.Length == 3:
+                    return await IdleServer.RunAsync(args[1], int.Parse(args[2], inv));
+                case "idle-clients" when args.Length == 3:
+                    return await IdleClients.RunAsync(int.Parse(args[1], inv), int.Parse(args[2], inv));
+            }
+        }
+
+        return await BuildCommand(args).Parse(args).InvokeAsync();
+    }
+
+    private static RootCommand BuildCommand(string[] args)
+    {
+        var scenarios = new Argument<string[]>("scenario")
+        {
+            Description = "Scenarios or groups to run: " + string.Join(", ", ScenarioCatalog.All.Select(s => s.Name))
+                + "; groups: " + string.Join(", ", ScenarioCatalog.Groups.Keys) + " (default: fifo)",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var size = new Option<string>("--size") { Description = "Bytes per throughput run (1GiB, 256MiB, ...)", DefaultValueFactory = _ => "1GiB" };
+        var runs = new Option<int>("--runs") { Description = "Timed runs per variant, alternating between variants", DefaultValueFactory = _ => 3 };
+        var buffer = new Option<string>("--buffer") { Description = "Read/write buffer size of every variant and of the writer process", DefaultValueFactory = _ => "64KiB" };
+        var pipeSize = new Option<string>("--pipe-size") { Description = "F_SETPIPE_SZ for every FIFO (0: kernel default, 64 KiB; max /proc/sys/fs/pipe-max-size)", DefaultValueFactory = _ => "0" };
+        var roundTrips = new Option<int>("--round-trips") { Description = "Round trips per ping-pong run", DefaultValueFactory = _ => 20_000 };
+        var connections = new Option<int>("--connections") { Description = "Idle connections per idle-memory run", DefaultValueFactory = _ => 10_000 };
+        var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each variant" };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds one run may take before the scenario fails", DefaultValueFactory = _ => 300 };
+        var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor, 1 MiB output pause threshold)" };
+        var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
+
+        var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "
+            + "runs alternating between variants, a markdown table with the median, min, max and ratios on stdout.")
+        {
+            scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var settings = new PerfSettings(
+                ByteSize.Parse(parse.GetValue(size)!),
+                Math.Max(1, parse.GetValue(runs)),
+                checked((int)ByteSize.Parse(parse.GetValue(buffer)!)),
+                checked((int)ByteSize.Parse(parse.GetValue(pipeSize)!)),
+                parse.GetValue(roundTrips),
+                parse.GetValue(connections),
+                !parse.GetValue(noWarmup),
+                TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                parse.GetValue(variant) ?? [],
+                parse.GetValue(extra));
+            string[] names = parse.GetValue(scenarios) is { Length: > 0 } given ? given : ["fifo"];
+            return await RunAsync(ScenarioCatalog.Select(names), settings, args);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(IReadOnlyList<IScenario> scenarios, PerfSettings settings, string[] args)
+    {
+        if (Debugger.IsAttached || typeof(Program).Assembly.GetCustomAttributes(typeof(DebuggableAttribute), false)
+                .OfType<DebuggableAttribute>().Any(d => d.IsJITOptimizerDisabled))
+        {
+            Console.Error.WriteLine("warning: this is a Debug build; measure with -c Release");
+        }
+
+        var workDirectory = Directory.CreateTempSubdirectory("ptperf-").FullName;
+        try
+        {
+            Console.Out.WriteLine(MarkdownReport.Header(settings, "PipeTransport.Perf " + string.Join(' ', args)));
+            var results = new List<ScenarioResult>();
+            foreach (var scenario in scenarios)
+            {
+                var result = await ScenarioRunner.RunAsync(scenario, settings, workDirectory);
+                results.Add(result);
+                Console.Out.Write(MarkdownReport.Table(result));
+                Console.Out.Flush();
+            }
+
+            Console.Out.Write(MarkdownReport.Summary(results));
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(workDirectory, recursive: true);
+        }
+    }
+}

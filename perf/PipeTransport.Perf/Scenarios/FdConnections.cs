@@ -1,0 +1,53 @@
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Scenarios;
+
+/// <summary>How the scenarios set up the subject, in one place.</summary>
+internal static class FdConnections
+{
+    private static readonly ReactorGroup OneReactor = new(1);
+
+    /// <summary>The library's defaults, with the run's buffer size as the pool block size.</summary>
+    public static FdConnectionOptions Options(RunContext context) => new() { BufferSize = context.Settings.BufferSize };
+
+    /// <summary>
+    /// <see cref="Options"/> with the application's continuations run inline too (on the reactor
+    /// thread): no thread hop per read, at the price of blocking the reactor while the application runs.
+    /// </summary>
+    public static FdConnectionOptions InlineOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ApplicationScheduler = System.IO.Pipelines.PipeScheduler.Inline,
+    };
+
+    /// <summary>
+    /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
+    /// (the default group hands each fd to the next reactor, round-robin).
+    /// </summary>
+    public static FdConnectionOptions OneReactorOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = OneReactor,
+    };
+
+    /// <summary>
+    /// <see cref="Options"/> with a 1 MiB output pause threshold (resume at 512 KiB): with 64 KiB
+    /// writes the default 64 KiB threshold makes every <c>FlushAsync</c> wait for the fd to drain.
+    /// </summary>
+    public static FdConnectionOptions LargeOutputOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        OutputPauseThreshold = 1 << 20,
+        OutputResumeThreshold = 512 << 10,
+    };
+
+    /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>
+    public static async Task<FdConnection> OpenFifoReaderAsync(string path, FdConnectionOptions options, RunContext context)
+    {
+        // OpenFifoAsync opens a pair; a lone read end is adopted, opened the way the baselines open
+        // theirs (a blocking open, outside the timed window).
+        var handle = await FifoRun.OpenBlockingAsync(
+            () => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), context.CancellationToken);
+        return FdConnection.FromFd(handle, options);
+    }
+}

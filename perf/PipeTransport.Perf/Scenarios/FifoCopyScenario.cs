@@ -1,0 +1,94 @@
+using System.Buffers;
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Scenarios;
+
+/// <summary>
+/// Issue 2 (b): writer process → FIFO A → copy → FIFO B → hashing reader process.
+/// The copy is an <c>FdConnection</c> (Input of A into Output of B) vs <c>FileStream.CopyToAsync</c>
+/// vs <c>cat A &gt; B</c>. Timed from the writer's first byte to the reader's EOF, so every variant,
+/// including the external <c>cat</c>, is measured the same way.
+/// </summary>
+internal sealed class FifoCopyScenario : IScenario
+{
+    public string Name => "fifo-copy";
+
+    public string Description => "FIFO to FIFO copy, writer and hashing reader are separate processes";
+
+    public string Unit => "GiB/s";
+
+    public bool HigherIsBetter => true;
+
+    public IReadOnlyList<Variant> Variants { get; } =
+    [
+        new("FdConnection Input → Output", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
+        new("FileStream.CopyToAsync", c => RunAsync(c, CopyWithFileStreamsAsync), 1.0),
+        new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
+        new("FdConnection, one reactor", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.OneReactorOptions(c))), Extra: true),
+        new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.LargeOutputOptions(c))), Extra: true),
+    ];
+
+    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
+    {
+        FifoRun.PrepareExpectedHash(context);
+        string source = FifoRun.NewFifo(context, "copy-a.fifo");
+        string destination = FifoRun.NewFifo(context, "copy-b.fifo");
+        await using var reader = await FifoRun.StartReaderAsync(context, destination);
+        await using var writer = await FifoRun.StartWriterAsync(context, source);
+        await copy(context, source, destination);
+        long start = await FifoRun.FinishWriterAsync(context, writer);
+        var done = await reader.ExpectAsync("done ", context.CancellationToken);
+        await reader.WaitForSuccessAsync(context.CancellationToken);
+        FifoRun.Verify(context, Convert.ToUInt64(done[1], 16), long.Parse(done[2]));
+        return Sample.Throughput(context.Size, start, long.Parse(done[0]));
+    }
+
+    private static async Task CopyWithFdConnectionAsync(RunContext context, string source, string destination, FdConnectionOptions options)
+    {
+        var ct = context.CancellationToken;
+        await using var connection = await FdConnection.OpenFifoAsync(source, destination, options, ct);
+        var input = connection.Input;
+        var output = connection.Output;
+        while (true)
+        {
+            var result = await input.ReadAsync(ct);
+            foreach (var segment in result.Buffer)
+            {
+                output.Write(segment.Span);
+            }
+
+            input.AdvanceTo(result.Buffer.End);
+            if (!result.Buffer.IsEmpty && (await output.FlushAsync(ct)).IsCompleted)
+            {
+                throw new InvalidOperationException("the destination FIFO's reader went away");
+            }
+
+            if (result.IsCompleted)
+            {
+                break;
+            }
+        }
+
+        await input.CompleteAsync();
+        await output.CompleteAsync();
+    }
+
+    private static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
+    {
+        var ct = context.CancellationToken;
+        int buffer = context.Settings.BufferSize;
+        await using var from = await FifoRun.OpenBlockingAsync(
+            () => new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0), ct);
+        await using var to = await FifoRun.OpenBlockingAsync(
+            () => new FileStream(destination, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0), ct);
+        await from.CopyToAsync(to, buffer, ct);
+    }
+
+    private static async Task CopyWithCatAsync(RunContext context, string source, string destination)
+    {
+        // The shell opens B (the reader child is waiting), then cat opens A and the writer starts.
+        await using var cat = ChildProcess.Start("/bin/sh", "-c", "exec cat -- \"$0\" > \"$1\"", source, destination);
+        await cat.WaitForSuccessAsync(context.CancellationToken);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using PipeTransport.Perf.Data;
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Scenarios;
+
+/// <summary>
+/// Issue 2 (a): read a FIFO fed by a separate writer process, hashing every byte.
+/// <c>FdConnection.Input</c> vs <c>FileStream</c> + <c>PipeReader.Create</c> vs a raw blocking
+/// <c>read</c> loop (an unbuffered <c>FileStream.Read</c>: one syscall per buffer, the limit for a
+/// .NET reader).
+/// </summary>
+internal sealed class FifoReadScenario : IScenario
+{
+    public string Name => "fifo-read";
+
+    public string Description => "FIFO read throughput, separate writer process, every byte hashed";
+
+    public string Unit => "GiB/s";
+
+    public bool HigherIsBetter => true;
+
+    public IReadOnlyList<Variant> Variants { get; } =
+    [
+        new("FdConnection.Input", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.Options(c)))),
+        new("FileStream + PipeReader.Create", c => RunAsync(c, ReadWithStreamPipeReaderAsync), 1.0),
+        new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 0.9),
+        new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.InlineOptions(c))), Extra: true),
+    ];
+
+    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)
+    {
+        FifoRun.PrepareExpectedHash(context);
+        string path = FifoRun.NewFifo(context, "read.fifo");
+        await using var writer = await FifoRun.StartWriterAsync(context, path);
+        var hash = new StreamHash();
+        long end = await read(context, path, hash);
+        long start = await FifoRun.FinishWriterAsync(context, writer);
+        FifoRun.Verify(context, hash.Finish(), hash.Length);
+        return Sample.Throughput(context.Size, start, end);
+    }
+
+    private static async Task<long> ReadWithFdConnectionAsync(RunContext context, string path, StreamHash hash, FdConnectionOptions options)
+    {
+        await using var connection = await FdConnections.OpenFifoReaderAsync(path, options, context);
+        var input = connection.Input;
+        while (true)
+        {
+            var result = await input.ReadAsync(context.CancellationToken);
+            hash.Append(result.Buffer);
+            input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                long end = Stopwatch.GetTimestamp();
+                await input.CompleteAsync();
+                return end;
+            }
+        }
+    }
+
+    private static async Task<long> ReadWithStreamPipeReaderAsync(RunContext context, string path, StreamHash hash)
+    {
+        // bufferSize 0: no FileStream buffer under the PipeReader's own; the reader's segments are as
+        // large as every other variant's buffer (the defaults, 4 KiB each, would be far slower).
+        await using var stream = await FifoRun.OpenBlockingAsync(
+            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0),
+            context.CancellationToken);
+        var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
+            bufferSize: context.Settings.BufferSize, minimumReadSize: Math.Min(context.Settings.BufferSize, 4096)));
+        while (true)
+        {
+            var result = await input.ReadAsync(context.CancellationToken);
+            hash.Append(result.Buffer);
+            input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                long end = Stopwatch.GetTimestamp();
+                await input.CompleteAsync();
+                return end;
+            }
+        }
+    }
+
+    private static async Task<long> ReadWithSyscallLoopAsync(RunContext context, string path, StreamHash hash)
+    {
+        // A FileStream without a buffer: each Read is exactly one read(2) into our buffer.
+        using var stream = await FifoRun.OpenBlockingAsync(
+            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0), context.CancellationToken);
+        var buffer = GC.AllocateUninitializedArray<byte>(context.Settings.BufferSize, pinned: true);
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            hash.Append(buffer.AsSpan(0, n));
+        }
+
+        return Stopwatch.GetTimestamp();
+    }
+}

@@ -1,0 +1,41 @@
+using System.Globalization;
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Scenarios;
+
+/// <summary>
+/// Issue 3: process RSS growth per idle TCP connection. Each run is a fresh <c>idle-server</c> child
+/// (so one variant's heap growth cannot hide the next one's) that accepts N connections from an
+/// <c>idle-clients</c> grandchild (the clients' fds would not fit in one process's limit) and holds
+/// each with a pending read: <c>FdListener</c> + a pending <c>Input.ReadAsync</c> vs a .NET
+/// <c>Socket</c> server with a pending zero-byte <c>ReceiveAsync</c> (Kestrel's idle state).
+/// </summary>
+internal sealed class IdleMemoryScenario : IScenario
+{
+    public string Name => "idle-tcp";
+
+    public string Description => "RSS growth per idle TCP connection (server process only; clients in another process)";
+
+    public string Unit => "bytes/conn";
+
+    public bool HigherIsBetter => false;
+
+    public string? SecondaryUnit => "managed heap bytes/conn";
+
+    public IReadOnlyList<Variant> Variants { get; } =
+    [
+        new("FdListener + pending Input.ReadAsync", c => RunAsync(c, "fd")),
+        new("Socket + pending zero-byte ReceiveAsync", c => RunAsync(c, "socket"), 0.5),
+    ];
+
+    private static async Task<Sample> RunAsync(RunContext context, string server)
+    {
+        int connections = context.IsWarmup ? Math.Min(1000, context.Settings.Connections) : context.Settings.Connections;
+        await using var child = ChildProcess.StartSelf(false, "idle-server", server, connections.ToString(CultureInfo.InvariantCulture));
+        var result = await child.ExpectAsync("result ", context.CancellationToken);
+        await child.WaitForSuccessAsync(context.CancellationToken);
+        double rss = double.Parse(result[0], CultureInfo.InvariantCulture);
+        double heap = double.Parse(result[1], CultureInfo.InvariantCulture);
+        return new Sample(rss, Secondary: heap);
+    }
+}
