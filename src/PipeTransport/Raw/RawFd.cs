@@ -38,6 +38,12 @@ public sealed class RawFd : IDisposable
     /// <returns>The raw access object.</returns>
     public static RawFd Create(SafeHandle fd) => new(FdChannel.Adopt(fd, ReactorGroup.Default.Next(), disposeHandle: false), ownsChannel: true);
 
+    /// <summary>
+    /// Whether epoll has reported hang-up or an error on the fd (true for non-pollable fds). A FIFO
+    /// reads 0 both before its first writer and after its last; only the second raises EPOLLHUP.
+    /// </summary>
+    internal bool HangUpSeen => _channel.Registration?.HangUpSeen ?? true;
+
     /// <summary>Whether the fd goes through epoll (false for regular files and other non-pollable fds).</summary>
     public bool IsPollable => _channel.Pollable;
 

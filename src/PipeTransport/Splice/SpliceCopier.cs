@@ -183,7 +183,9 @@ public sealed class SpliceCopier : IDisposable
             }
             if (n == 0)
             {
-                _outcome = Outcome.EndOfStream;
+                // A FIFO also reads 0 before its first writer has come; epoll reports only a writer
+                // leaving (EPOLLHUP). Nothing moved and no hang-up yet: wait for the writer.
+                _outcome = _sourceIsPipe && BytesCopied == 0 && !_source.HangUpSeen ? Outcome.SourceEmpty : Outcome.EndOfStream;
                 return;
             }
             if (n != -Libc.EAGAIN)
