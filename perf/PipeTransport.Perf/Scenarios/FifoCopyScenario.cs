@@ -22,6 +22,7 @@ internal sealed class FifoCopyScenario : IScenario
     public IReadOnlyList<Variant> Variants { get; } =
     [
         new("FdConnection Input → Output", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
+        new("FdConnection InputFd → OutputFd (SpliceCopier)", c => RunAsync(c, (c, a, b) => SpliceWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
         new("FileStream.CopyToAsync", c => RunAsync(c, CopyWithFileStreamsAsync), 1.0),
         new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
@@ -72,6 +73,15 @@ internal sealed class FifoCopyScenario : IScenario
 
         await input.CompleteAsync();
         await output.CompleteAsync();
+    }
+
+    /// <summary>The library's kernel-side copy: splice between the connection's two FIFO fds.</summary>
+    private static async Task SpliceWithFdConnectionAsync(RunContext context, string source, string destination, FdConnectionOptions options)
+    {
+        var ct = context.CancellationToken;
+        await using var connection = await FdConnection.OpenFifoAsync(source, destination, options, ct);
+        var copier = new SpliceCopier(connection.InputFd, connection.OutputFd, context.Settings.BufferSize);
+        await copier.CopyToEndAsync(ct);
     }
 
     private static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
