@@ -76,9 +76,9 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         int size = Math.Max(options.BlockSize, PipeBufferSize);
         try
         {
-            SpliceCopier.TrySetPipeSize(connection.InputFd, size);
+            PipeCapacity.TrySet(connection.InputFd, size);
             if (!ReferenceEquals(connection.InputFd, connection.OutputFd))
-                SpliceCopier.TrySetPipeSize(connection.OutputFd, size);
+                PipeCapacity.TrySet(connection.OutputFd, size);
         }
         catch (ObjectDisposedException)
         {

@@ -18,7 +18,7 @@ public sealed class SpliceCopierTests
         var (destinationRead, destinationWrite) = Pipe();
         const int size = 512 * 1024;
         using RawFd source = RawFd.Create(sourceRead), destination = RawFd.Create(destinationWrite);
-        Assert.That(SpliceCopier.TrySetPipeSize(source, 1 << 20), Is.GreaterThanOrEqualTo(size));
+        Assert.That(PipeCapacity.TrySet(source, 1 << 20), Is.GreaterThanOrEqualTo(size));
         byte[] data = new byte[size];
         new Random(11).NextBytes(data);
         using (var writer = new FileStream(new SafeFileHandle(sourceWrite.Fd, ownsHandle: false), FileAccess.Write, 0))

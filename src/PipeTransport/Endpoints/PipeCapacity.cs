@@ -24,6 +24,21 @@ public static class PipeCapacity
         return Fcntl(pipe, Libc.F_SETPIPE_SZ, bytes, "fcntl(F_SETPIPE_SZ)");
     }
 
+    /// <summary>
+    /// Grows the kernel buffer of a pipe or FIFO behind a <see cref="RawFd"/> (for example a
+    /// connection's <see cref="FdConnection.InputFd"/>), so each wake-up moves more.
+    /// </summary>
+    /// <param name="fd">The pipe.</param>
+    /// <param name="bytes">The size asked for.</param>
+    /// <returns>The resulting size, or -1 if <paramref name="fd"/> is not a pipe or the kernel refused (beyond <c>/proc/sys/fs/pipe-max-size</c>).</returns>
+    public static int TrySet(RawFd fd, int bytes)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        int result = -1;
+        fd.Control(raw => result = Sys.Fcntl(raw, Libc.F_SETPIPE_SZ, bytes));
+        return result < 0 ? -1 : result;
+    }
+
     /// <summary>The capacity of the pipe behind <paramref name="pipe"/>.</summary>
     /// <param name="pipe">An fd of a pipe or FIFO.</param>
     /// <returns>The capacity in bytes.</returns>

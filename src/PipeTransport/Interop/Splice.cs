@@ -30,14 +30,6 @@ internal static unsafe partial class SpliceSyscalls
         return r;
     }
 
-    /// <summary><c>fcntl(F_SETPIPE_SZ)</c>: the new capacity, or a negated errno.</summary>
-    public static int SetPipeSize(int fd, int size)
-    {
-        int r;
-        while ((r = (int)Sys.Result(Libc.Fcntl(fd, Libc.F_SETPIPE_SZ, size))) == -Libc.EINTR) { }
-        return r;
-    }
-
     /// <summary>
     /// Whether a read of <paramref name="fd"/> would not block right now: data, EOF (a FIFO without
     /// writers, a socket after the peer's FIN) or an error. A level-triggered <c>poll</c> with no timeout;

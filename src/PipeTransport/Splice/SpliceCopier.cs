@@ -86,7 +86,7 @@ public sealed class SpliceCopier : IDisposable
             _bufferWrite = new SafeFdHandle(writeFd);
             // A bigger pipe means fewer splice calls per byte; the kernel may refuse past
             // /proc/sys/fs/pipe-max-size, and the default (64 KiB) still works.
-            _ = SpliceSyscalls.SetPipeSize(writeFd, chunkSize);
+            _ = Sys.Fcntl(writeFd, Libc.F_SETPIPE_SZ, chunkSize);
         }
         _moveUntilSourceEmpty = _ => { Move(); return _outcome != Outcome.SourceEmpty; };
         _moveUntilDestinationFull = _ => { Move(); return _outcome != Outcome.DestinationFull; };
@@ -105,17 +105,6 @@ public sealed class SpliceCopier : IDisposable
         return KindOf(fd) != FileKind.Other;
     }
 
-    /// <summary>
-    /// Grows the kernel buffer of a pipe or FIFO (<c>fcntl(F_SETPIPE_SZ)</c>) so each wake-up moves more.
-    /// Returns the resulting size, or -1 if <paramref name="fd"/> is not a pipe or the kernel refused.
-    /// </summary>
-    public static int TrySetPipeSize(RawFd fd, int size)
-    {
-        ArgumentNullException.ThrowIfNull(fd);
-        int result = -1;
-        fd.Control(raw => result = SpliceSyscalls.SetPipeSize(raw, size));
-        return result < 0 ? -1 : result;
-    }
 
     /// <summary>
     /// Copies until the source reports end of stream; returns the bytes copied by this call.

@@ -9,7 +9,7 @@ GIB=${1:-4}
 ROUNDS=${2:-5}
 PIN=${3:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
-DLL=${PIPEBRIDGE_DLL:-$HERE/../bin/Release/net10.0/pipebridge.dll}
+DLL=${PIPEBRIDGE_DLL:-$HERE/../../src/PipeTransport.Bridge/bin/Release/net10.0/pipebridge.dll}
 [ -f "$DLL" ] || { echo "build first: dotnet build src/PipeTransport.Bridge -c Release" >&2; exit 2; }
 RUN=()
 [ -n "$PIN" ] && RUN=(taskset -c "$PIN")
