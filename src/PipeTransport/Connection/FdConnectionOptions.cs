@@ -20,12 +20,15 @@ public sealed class FdConnectionOptions
 
     /// <summary>
     /// Unsent bytes in <see cref="FdConnection.Output"/> at which the application's
-    /// <c>FlushAsync</c> stays incomplete until the fd drains. Default 64 KiB.
+    /// <c>FlushAsync</c> stays incomplete until the fd drains. Default 1 MiB: with a threshold no
+    /// larger than one write, every flush waits for the fd and costs a thread hand-off (measured: Unix
+    /// socket throughput 2.6 → 4.4 GiB/s from 64 KiB to 1 MiB). Servers with many slow readers may
+    /// want less (Kestrel uses 64 KiB).
     /// </summary>
-    public long OutputPauseThreshold { get; set; } = 64 * 1024;
+    public long OutputPauseThreshold { get; set; } = 1024 * 1024;
 
-    /// <summary>Unsent bytes at which a paused <c>FlushAsync</c> completes. Default 32 KiB.</summary>
-    public long OutputResumeThreshold { get; set; } = 32 * 1024;
+    /// <summary>Unsent bytes at which a paused <c>FlushAsync</c> completes. Default 512 KiB.</summary>
+    public long OutputResumeThreshold { get; set; } = 512 * 1024;
 
     /// <summary>
     /// Size of the pinned blocks the pipes are built from, which is also the most one <c>read</c>
