@@ -20,16 +20,6 @@ internal static unsafe partial class SpliceSyscalls
         return r;
     }
 
-    /// <summary>Creates a non-blocking, close-on-exec pipe; returns 0 or a negated errno.</summary>
-    public static int CreatePipe(out int readFd, out int writeFd)
-    {
-        int* fds = stackalloc int[2];
-        int r = (int)Sys.Result(Libc.Pipe2(fds, Libc.O_NONBLOCK | Libc.O_CLOEXEC));
-        readFd = r == 0 ? fds[0] : -1;
-        writeFd = r == 0 ? fds[1] : -1;
-        return r;
-    }
-
     /// <summary>
     /// Whether a read of <paramref name="fd"/> would not block right now: data, EOF (a FIFO without
     /// writers, a socket after the peer's FIN) or an error. A level-triggered <c>poll</c> with no timeout;

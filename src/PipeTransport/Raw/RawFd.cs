@@ -44,6 +44,9 @@ public sealed class RawFd : IDisposable
     /// </summary>
     internal bool HangUpSeen => _channel.Registration?.HangUpSeen ?? true;
 
+    /// <summary>What the fd is (from <c>fstat</c> when it was adopted).</summary>
+    internal Connection.FdKind Kind => _channel.Kind;
+
     /// <summary>Whether the fd goes through epoll (false for regular files and other non-pollable fds).</summary>
     public bool IsPollable => _channel.Pollable;
 

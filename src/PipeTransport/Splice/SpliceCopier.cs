@@ -1,4 +1,4 @@
-using Mono.Unix.Native;
+using PipeTransport.Connection;
 using PipeTransport.Interop;
 
 namespace PipeTransport;
@@ -71,15 +71,15 @@ public sealed class SpliceCopier : IDisposable
         _sourceName = sourceName ?? "source";
         _destinationName = destinationName ?? "destination";
 
-        FileKind sourceKind = KindOf(source), destinationKind = KindOf(destination);
-        if (sourceKind == FileKind.Other)
+        FdKind sourceKind = source.Kind, destinationKind = destination.Kind;
+        if (sourceKind is not (FdKind.Pipe or FdKind.Socket))
             throw new ArgumentException($"{_sourceName} is neither a pipe nor a socket: splice cannot read it", nameof(source));
-        if (destinationKind == FileKind.Other)
+        if (destinationKind is not (FdKind.Pipe or FdKind.Socket))
             throw new ArgumentException($"{_destinationName} is neither a pipe nor a socket: splice cannot write it", nameof(destination));
-        _sourceIsPipe = sourceKind == FileKind.Pipe;
-        if (sourceKind == FileKind.Socket && destinationKind == FileKind.Socket)
+        _sourceIsPipe = sourceKind == FdKind.Pipe;
+        if (sourceKind == FdKind.Socket && destinationKind == FdKind.Socket)
         {
-            int r = SpliceSyscalls.CreatePipe(out int readFd, out int writeFd);
+            int r = Sys.Pipe(out int readFd, out int writeFd);
             if (r < 0)
                 throw PipeTransportException.FromResult(r, "pipe2", "intermediate pipe");
             _bufferRead = new SafeFdHandle(readFd);
@@ -102,7 +102,7 @@ public sealed class SpliceCopier : IDisposable
     public static bool CanSplice(RawFd fd)
     {
         ArgumentNullException.ThrowIfNull(fd);
-        return KindOf(fd) != FileKind.Other;
+        return fd.Kind is FdKind.Pipe or FdKind.Socket;
     }
 
 
@@ -246,21 +246,5 @@ public sealed class SpliceCopier : IDisposable
     {
         _error = PipeTransportException.FromResult(negatedErrno, "splice", target);
         _outcome = Outcome.Failed;
-    }
-
-    private enum FileKind { Pipe, Socket, Other }
-
-    private static FileKind KindOf(RawFd fd)
-    {
-        FileKind kind = FileKind.Other;
-        fd.Control(raw =>
-        {
-            if (Syscall.fstat(raw, out Stat stat) != 0) return;
-            FilePermissions type = stat.st_mode & FilePermissions.S_IFMT;
-            kind = type == FilePermissions.S_IFIFO ? FileKind.Pipe
-                : type == FilePermissions.S_IFSOCK ? FileKind.Socket
-                : FileKind.Other;
-        });
-        return kind;
     }
 }
