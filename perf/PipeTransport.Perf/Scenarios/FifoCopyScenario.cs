@@ -30,7 +30,8 @@ internal sealed class FifoCopyScenario : IScenario
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.LargeOutputOptions(c))), Extra: true),
     ];
 
-    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
+    /// <summary>One timed run: reader and writer children on fresh FIFOs A and B, <paramref name="copy"/> from A to B, hash checked.</summary>
+    internal static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
     {
         FifoRun.PrepareExpectedHash(context);
         string source = FifoRun.NewFifo(context, "copy-a.fifo");
@@ -84,7 +85,7 @@ internal sealed class FifoCopyScenario : IScenario
         await copier.CopyToEndAsync(ct);
     }
 
-    private static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
+    internal static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
     {
         var ct = context.CancellationToken;
         int buffer = context.Settings.BufferSize;
@@ -95,7 +96,7 @@ internal sealed class FifoCopyScenario : IScenario
         await from.CopyToAsync(to, buffer, ct);
     }
 
-    private static async Task CopyWithCatAsync(RunContext context, string source, string destination)
+    internal static async Task CopyWithCatAsync(RunContext context, string source, string destination)
     {
         // The shell opens B (the reader child is waiting), then cat opens A and the writer starts.
         await using var cat = ChildProcess.Start("/bin/sh", "-c", "exec cat -- \"$0\" > \"$1\"", source, destination);

@@ -1,0 +1,34 @@
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Scenarios;
+
+/// <summary>
+/// Issue 5: writer process → FIFO A → bridge → FIFO B → hashing reader process, the bridge being
+/// <c>pipebridge -u --engine copy|splice fifo:A fifo:B</c> (its own process, the built dll) vs
+/// <c>socat -u -b 65536</c> vs <c>cat</c> vs the harness's own <c>FileStream.CopyToAsync</c>.
+/// Timed like <see cref="FifoCopyScenario"/>: from the writer's first byte to the reader's EOF, so
+/// every bridge's process start-up is outside the window, and every byte is hashed.
+/// </summary>
+internal sealed class BridgeFifoScenario : IScenario
+{
+    public string Name => "bridge-fifo";
+
+    public string Description => "FIFO → FIFO through a bridge process, writer and hashing reader are separate processes";
+
+    public string Unit => "GiB/s";
+
+    public bool HigherIsBetter => true;
+
+    public int SubjectCount => 2;
+
+    // Targets (issue 5): copy ≥ 1.5× socat and ≥ 1.0× cat; splice ≥ 2× socat.
+    public IReadOnlyList<Variant> Variants { get; } =
+    [
+        new("pipebridge --engine copy", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b))),
+        new("pipebridge --engine splice", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "splice", "fifo:" + a, "fifo:" + b))),
+        new("socat -u -b 65536", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunSocatAsync(c, "-u", "-b", "65536", "GOPEN:" + a, "GOPEN:" + b)),
+            Targets: [1.5, 2.0]),
+        new("cat A > B", c => FifoCopyScenario.RunAsync(c, FifoCopyScenario.CopyWithCatAsync), Targets: [1.0, null]),
+        new("FileStream.CopyToAsync", c => FifoCopyScenario.RunAsync(c, FifoCopyScenario.CopyWithFileStreamsAsync), Targets: []),
+    ];
+}
