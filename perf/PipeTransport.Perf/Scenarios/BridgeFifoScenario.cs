@@ -21,14 +21,26 @@ internal sealed class BridgeFifoScenario : IScenario
 
     public int SubjectCount => 2;
 
+    public string? SecondaryUnit => "bridge CPU s/GiB";
+
     // Targets (issue 5): copy ≥ 1.5× socat and ≥ 1.0× cat; splice ≥ 2× socat.
-    public IReadOnlyList<Variant> Variants { get; } =
+    public IReadOnlyList<Variant> Variants { get; } = Pipebridge.WithComparison(
     [
-        new("pipebridge --engine copy", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b))),
-        new("pipebridge --engine splice", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "splice", "fifo:" + a, "fifo:" + b))),
-        new("socat -u -b 65536", c => FifoCopyScenario.RunAsync(c, (c, a, b) => Pipebridge.RunSocatAsync(c, "-u", "-b", "65536", "GOPEN:" + a, "GOPEN:" + b)),
+        new("pipebridge --engine copy", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b))),
+        new("pipebridge --engine splice", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "splice", "fifo:" + a, "fifo:" + b))),
+        new("socat -u -b 65536", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunMeasuredAsync(c, "socat", "-u", "-b", "65536", "GOPEN:" + a, "GOPEN:" + b)),
             Targets: [1.5, 2.0]),
-        new("cat A > B", c => FifoCopyScenario.RunAsync(c, FifoCopyScenario.CopyWithCatAsync), Targets: [1.0, null]),
-        new("FileStream.CopyToAsync", c => FifoCopyScenario.RunAsync(c, FifoCopyScenario.CopyWithFileStreamsAsync), Targets: []),
-    ];
+        new("cat A > B", c => FifoCopyScenario.RunMeasuredAsync(c, FifoCopyScenario.CatMeasuredAsync), Targets: [1.0, null]),
+        new("FileStream.CopyToAsync", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => FifoCopyScenario.InProcessCpuAsync(c, a, b, FifoCopyScenario.CopyWithFileStreamsAsync)), Targets: []),
+        new("pipebridge --engine copy -b 256k", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b, 256 << 10)),
+            Extra: true, Targets: []),
+        new("pipebridge --engine copy -b 1m", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b, 1 << 20)),
+            Extra: true, Targets: []),
+        new("pipebridge --engine splice -b 256k", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "splice", "fifo:" + a, "fifo:" + b, 256 << 10)),
+            Extra: true, Targets: []),
+    ],
+    [
+        new("compare build: pipebridge --engine copy", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b, dll: Pipebridge.CompareDll)), Extra: true, Targets: []),
+        new("compare build: pipebridge --engine splice", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "splice", "fifo:" + a, "fifo:" + b, dll: Pipebridge.CompareDll)), Extra: true, Targets: []),
+    ]);
 }

@@ -22,18 +22,24 @@ internal sealed class BridgeTcpUnixScenario : IScenario
 
     public int SubjectCount => 2;
 
+    public string? SecondaryUnit => "bridge CPU s/GiB";
+
     // Targets (issue 5): copy ≥ 1.5× socat; splice ≥ 2× socat.
-    public IReadOnlyList<Variant> Variants { get; } =
+    public IReadOnlyList<Variant> Variants { get; } = Pipebridge.WithComparison(
     [
         new("pipebridge --engine copy", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path))),
         new("pipebridge --engine splice", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path))),
-        new("socat -u -b 65536", c => RunAsync(c, (c, port, path) => Pipebridge.RunSocatAsync(c, "-u", "-b", "65536",
+        new("socat -u -b 65536", c => RunAsync(c, (c, port, path) => Pipebridge.RunMeasuredAsync(c, "socat", "-u", "-b", "65536",
             "TCP:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture), "UNIX-CONNECT:" + path)), Targets: [1.5, 2.0]),
-    ];
+    ],
+    [
+        new("compare build: pipebridge --engine copy", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path, dll: Pipebridge.CompareDll)), Extra: true, Targets: []),
+        new("compare build: pipebridge --engine splice", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path, dll: Pipebridge.CompareDll)), Extra: true, Targets: []),
+    ]);
 
     private static string Tcp(int port) => "tcp:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture);
 
-    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, int, string, Task> bridge)
+    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, int, string, Task<TimeSpan>> bridge)
     {
         FifoRun.PrepareExpectedHash(context);
         string path = Path.Combine(context.WorkDirectory, "bridge-reader.sock");
@@ -43,11 +49,11 @@ internal sealed class BridgeTcpUnixScenario : IScenario
         await using var writer = ChildProcess.StartSelf(false, "tcp-writer", context.Size.ToString(inv), PerfSettings.Seed.ToString(inv),
             context.Settings.BufferSize.ToString(inv));
         int port = int.Parse((await writer.ExpectAsync("ready ", context.CancellationToken))[0], inv);
-        await bridge(context, port, path);
+        TimeSpan cpu = await bridge(context, port, path);
         long start = await FifoRun.FinishWriterAsync(context, writer);
         var done = await reader.ExpectAsync("done ", context.CancellationToken);
         await reader.WaitForSuccessAsync(context.CancellationToken);
         FifoRun.Verify(context, Convert.ToUInt64(done[1], 16), long.Parse(done[2], inv));
-        return Sample.Throughput(context.Size, start, long.Parse(done[0], inv));
+        return Sample.Throughput(context.Size, start, long.Parse(done[0], inv)) with { Secondary = cpu.TotalSeconds / ((double)context.Size / (1L << 30)) };
     }
 }

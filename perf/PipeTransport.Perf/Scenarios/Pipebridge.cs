@@ -13,26 +13,40 @@ internal static class Pipebridge
 {
     private static readonly Lazy<string> Dll = new(Locate);
 
-    /// <summary>Runs <c>pipebridge -u [--b SIZE] --engine ENGINE FROM TO</c> to completion; throws on a non-zero exit.</summary>
-    public static async Task RunAsync(RunContext context, string engine, string from, string to)
+    /// <summary>
+    /// Runs <c>pipebridge -u [-b SIZE] --engine ENGINE FROM TO</c> to completion and returns its CPU time
+    /// (user + system, start-up included); throws on a non-zero exit.
+    /// </summary>
+    public static async Task<TimeSpan> RunAsync(RunContext context, string engine, string from, string to, int blockSize = 0, string? dll = null)
     {
-        var arguments = new List<string> { Dll.Value, "-u" };
-        if (context.Settings.BridgeBlockSize > 0)
+        var arguments = new List<string> { dll ?? Dll.Value, "-u" };
+        blockSize = blockSize > 0 ? blockSize : context.Settings.BridgeBlockSize;
+        if (blockSize > 0)
         {
-            arguments.AddRange(["-b", context.Settings.BridgeBlockSize.ToString(CultureInfo.InvariantCulture)]);
+            arguments.AddRange(["-b", blockSize.ToString(CultureInfo.InvariantCulture)]);
         }
 
         arguments.AddRange(["--engine", engine, from, to]);
-        await using var bridge = ChildProcess.Start(DotnetHost(), [.. arguments]);
-        await bridge.WaitForSuccessAsync(context.CancellationToken);
+        return await RunMeasuredAsync(context, DotnetHost(), [.. arguments]);
     }
 
-    /// <summary>Runs <c>socat ARGS...</c> to completion; throws on a non-zero exit.</summary>
-    public static async Task RunSocatAsync(RunContext context, params string[] arguments)
+    /// <summary>Runs <paramref name="fileName"/> to completion and returns its CPU time; throws on a non-zero exit.</summary>
+    public static async Task<TimeSpan> RunMeasuredAsync(RunContext context, string fileName, params string[] arguments)
     {
-        await using var socat = ChildProcess.Start("socat", arguments);
-        await socat.WaitForSuccessAsync(context.CancellationToken);
+        await using var child = ChildProcess.StartMeasured(fileName, arguments);
+        await child.WaitForSuccessAsync(context.CancellationToken);
+        return child.ChildCpuTime();
     }
+
+    /// <summary>
+    /// <c>PIPEBRIDGE_COMPARE_DLL</c>: another build of pipebridge.dll (e.g. before a change), run as extra variants
+    /// alternating with this one, so an A/B comparison sees the same machine noise.
+    /// </summary>
+    public static string? CompareDll => Environment.GetEnvironmentVariable("PIPEBRIDGE_COMPARE_DLL") is { Length: > 0 } path ? path : null;
+
+    /// <summary>The scenario's variants, plus the <paramref name="comparison"/> variants when <see cref="CompareDll"/> is set.</summary>
+    public static IReadOnlyList<Variant> WithComparison(IReadOnlyList<Variant> variants, IReadOnlyList<Variant> comparison) =>
+        CompareDll is null ? variants : [.. variants, .. comparison];
 
     private static string DotnetHost()
     {

@@ -56,7 +56,9 @@ public sealed class RawFdWriter
 
         _remaining = buffer;
         _error = 0;
-        ValueTask wait = _fd.WriteAsync(_writeSome, cancellationToken);
+        // After a wait the rest of the write, and the caller's code that follows, run on the reactor
+        // thread (write never blocks on a pollable fd): no thread-pool hand-off per full destination.
+        ValueTask wait = _fd.CallOnReactorAsync(_writeSome, write: true, cancellationToken);
         if (wait.IsCompletedSuccessfully)
         {
             wait.GetAwaiter().GetResult();

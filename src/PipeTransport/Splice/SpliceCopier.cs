@@ -124,9 +124,11 @@ public sealed class SpliceCopier : IDisposable
             while (true)
             {
                 // Each callback runs splice until it would block; the wait is on the side that blocked.
-                await _source.ReadAsync(_moveUntilSourceEmpty, cancellationToken).ConfigureAwait(false);
+                // The waits continue on the reactor thread that saw the fd ready: splice never blocks, so
+                // the loop runs there without a hand-off to the thread pool per wake-up.
+                await _source.CallOnReactorAsync(_moveUntilSourceEmpty, write: false, cancellationToken).ConfigureAwait(false);
                 if (_outcome == Outcome.DestinationFull)
-                    await _destination.WriteAsync(_moveUntilDestinationFull, cancellationToken).ConfigureAwait(false);
+                    await _destination.CallOnReactorAsync(_moveUntilDestinationFull, write: true, cancellationToken).ConfigureAwait(false);
                 if (_outcome == Outcome.Failed)
                     throw _error!;
                 if (_outcome == Outcome.EndOfStream)
