@@ -72,7 +72,9 @@ internal sealed class Direction(
     /// </summary>
     private async Task CopyToOutputFdAsync(CancellationToken cancellationToken)
     {
-        var writer = new RawFdWriter(destination.OutputFd, destinationAddress.Text);
+        // The loop below never blocks, so a write that waited completes on the reactor thread and the
+        // loop goes on there (with the inline ApplicationScheduler, the whole copy runs on one thread).
+        var writer = new RawFdWriter(destination.OutputFd, destinationAddress.Text, continueOnReactor: true);
         using IDisposable tracking = stats.Track(() => writer.BytesWritten);
         PipeReader input = source.Input;
         while (true)

@@ -20,6 +20,7 @@ public sealed class RawFdWriter
     private readonly RawFd _fd;
     private readonly string? _name;
     private readonly Func<int, bool> _writeSome;
+    private readonly bool _continueOnReactor;
     private ReadOnlySequence<byte> _remaining;
     private nint _error;
     private long _bytesWritten;
@@ -27,11 +28,17 @@ public sealed class RawFdWriter
     /// <summary>Creates a writer for <paramref name="fd"/>.</summary>
     /// <param name="fd">The fd to write (a pipe, a FIFO, a socket, a tty, ...).</param>
     /// <param name="name">Names the fd in error messages.</param>
-    public RawFdWriter(RawFd fd, string? name = null)
+    /// <param name="continueOnReactor">
+    /// When a write had to wait, complete it on the reactor thread that saw the fd writable, so the
+    /// caller's code after the <c>await</c> runs there without a thread-pool hand-off. Only for a caller
+    /// whose continuation is short and never blocks (a copy loop); the default completes on the thread pool.
+    /// </param>
+    public RawFdWriter(RawFd fd, string? name = null, bool continueOnReactor = false)
     {
         ArgumentNullException.ThrowIfNull(fd);
         _fd = fd;
         _name = name;
+        _continueOnReactor = continueOnReactor;
         _writeSome = WriteSome;
     }
 
@@ -56,9 +63,9 @@ public sealed class RawFdWriter
 
         _remaining = buffer;
         _error = 0;
-        // After a wait the rest of the write, and the caller's code that follows, run on the reactor
-        // thread (write never blocks on a pollable fd): no thread-pool hand-off per full destination.
-        ValueTask wait = _fd.CallOnReactorAsync(_writeSome, write: true, cancellationToken);
+        ValueTask wait = _continueOnReactor
+            ? _fd.CallOnReactorAsync(_writeSome, write: true, cancellationToken)
+            : _fd.WriteAsync(_writeSome, cancellationToken);
         if (wait.IsCompletedSuccessfully)
         {
             wait.GetAwaiter().GetResult();

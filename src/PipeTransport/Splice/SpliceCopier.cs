@@ -117,6 +117,10 @@ public sealed class SpliceCopier : IDisposable
         if (Interlocked.Exchange(ref _running, 1) != 0)
             throw new InvalidOperationException("A copy is already running.");
         long start = BytesCopied;
+        // After a wait the loop runs on the reactor thread that saw the fd ready (splice never blocks,
+        // so there is no reason to hand each wake-up to the thread pool); it leaves that thread every
+        // ChunksPerCallback chunks of uninterrupted progress, and before returning to the caller.
+        bool onReactor = false;
         try
         {
             _source.Control(fd => _sourceFd = fd);
@@ -124,20 +128,33 @@ public sealed class SpliceCopier : IDisposable
             while (true)
             {
                 // Each callback runs splice until it would block; the wait is on the side that blocked.
-                // The waits continue on the reactor thread that saw the fd ready: splice never blocks, so
-                // the loop runs there without a hand-off to the thread pool per wake-up.
-                await _source.CallOnReactorAsync(_moveUntilSourceEmpty, write: false, cancellationToken).ConfigureAwait(false);
+                ValueTask wait = _source.CallOnReactorAsync(_moveUntilSourceEmpty, write: false, cancellationToken);
+                onReactor |= !wait.IsCompleted;
+                await wait.ConfigureAwait(false);
                 if (_outcome == Outcome.DestinationFull)
-                    await _destination.CallOnReactorAsync(_moveUntilDestinationFull, write: true, cancellationToken).ConfigureAwait(false);
+                {
+                    wait = _destination.CallOnReactorAsync(_moveUntilDestinationFull, write: true, cancellationToken);
+                    onReactor |= !wait.IsCompleted;
+                    await wait.ConfigureAwait(false);
+                }
                 if (_outcome == Outcome.Failed)
                     throw _error!;
                 if (_outcome == Outcome.EndOfStream)
                     return BytesCopied - start;
+                if (_outcome == Outcome.Progress && onReactor)
+                {
+                    // A source that never runs dry must not hold the reactor's other fds up.
+                    onReactor = false;
+                    await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+                }
             }
         }
         finally
         {
             Volatile.Write(ref _running, 0);
+            // The caller's continuation is its own code: never run it on a reactor thread.
+            if (onReactor)
+                await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
     }
 
