@@ -15,11 +15,11 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     public FdConnectionOptions ConnectionOptions { get; } = new()
     {
         ReactorGroup = options.Fork ? null : SingleReactor.Value,
-        BufferSize = options.BlockSize,
-        InputPauseThreshold = Math.Max(4L * options.BlockSize, 1 << 20),
-        InputResumeThreshold = Math.Max(2L * options.BlockSize, 1 << 19),
-        OutputPauseThreshold = Math.Max(4L * options.BlockSize, 1 << 16),
-        OutputResumeThreshold = Math.Max(2L * options.BlockSize, 1 << 15),
+        BufferSize = options.CopyBlockSize,
+        InputPauseThreshold = Math.Max(4L * options.CopyBlockSize, 1 << 20),
+        InputResumeThreshold = Math.Max(2L * options.CopyBlockSize, 1 << 19),
+        OutputPauseThreshold = Math.Max(4L * options.CopyBlockSize, 1 << 16),
+        OutputResumeThreshold = Math.Max(2L * options.CopyBlockSize, 1 << 15),
         ApplicationScheduler = System.IO.Pipelines.PipeScheduler.Inline,
     };
 

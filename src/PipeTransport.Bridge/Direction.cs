@@ -46,7 +46,7 @@ internal sealed class Direction(
 
     private async Task SpliceAsync(CancellationToken cancellationToken)
     {
-        using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.BlockSize,
+        using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.SpliceChunkSize,
             sourceAddress.Text, destinationAddress.Text);
         using IDisposable tracking = stats.Track(() => copier.BytesCopied);
         try
