@@ -31,9 +31,9 @@ internal sealed class BridgeTcpUnixScenario : IScenario
         new("pipebridge --engine splice", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path))),
         new("socat -u -b 65536", c => RunAsync(c, (c, port, path) => Pipebridge.RunMeasuredAsync(c, "socat", "-u", "-b", "65536",
             "TCP:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture), "UNIX-CONNECT:" + path)), Targets: [1.5, 2.0]),
-        new("pipebridge --engine copy -b 256k", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path, 256 << 10)),
+        new("pipebridge --engine copy -b 64k", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path, 64 << 10)),
             Extra: true, Targets: []),
-        new("pipebridge --engine splice -b 1m", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path, 1 << 20)),
+        new("pipebridge --engine splice -b 64k", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path, 64 << 10)),
             Extra: true, Targets: []),
     ],
     [
