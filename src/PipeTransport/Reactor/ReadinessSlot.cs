@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace PipeTransport.Reactor;
@@ -7,9 +8,10 @@ namespace PipeTransport.Reactor;
 /// waiting) that never loses an edge. Edge-triggered epoll reports each transition once; if it
 /// arrives between the caller's <c>EAGAIN</c> and its wait, the slot is left <c>Ready</c> and the wait
 /// returns at once. One waiter at a time; the wait is a reusable <see cref="IValueTaskSource"/>, so
-/// waiting allocates nothing.
+/// waiting allocates nothing. A <see cref="Registration"/> is its fd's read slot (one object per fd,
+/// like Go's pollDesc); write slots are separate objects made on first use.
 /// </summary>
-internal sealed class ReadinessSlot : IValueTaskSource
+internal class ReadinessSlot : IValueTaskSource
 {
     private const int NotReady = 0;
     private const int Ready = 1;
@@ -19,10 +21,11 @@ internal sealed class ReadinessSlot : IValueTaskSource
     // Starts Ready: nothing is known about a new fd, so the first attempt tries the syscall.
     private int _state = Ready;
     private ManualResetValueTaskSourceCore<bool> _core;
-    private CancellationTokenRegistration _cancellation;
+    // Made on the first cancellable wait and reused: most slots never see a token.
+    private StrongBox<CancellationTokenRegistration>? _cancellation;
     private Exception? _closeReason;
 
-    public bool IsClosed => Volatile.Read(ref _state) == Closed;
+    public bool WaitsClosed => Volatile.Read(ref _state) == Closed;
 
     /// <summary>
     /// Returns at once if an edge arrived since the last wait (consuming it), otherwise when the next
@@ -64,12 +67,25 @@ internal sealed class ReadinessSlot : IValueTaskSource
 
             if (cancellationToken.CanBeCanceled)
             {
-                _cancellation = cancellationToken.UnsafeRegister(
+                (_cancellation ??= new StrongBox<CancellationTokenRegistration>()).Value = cancellationToken.UnsafeRegister(
                     static (slot, token) => ((ReadinessSlot)slot!).Cancel(token), this);
             }
 
             return new ValueTask(this, _core.Version);
         }
+    }
+
+    /// <summary>
+    /// <see cref="WaitAsync"/> for a waiter that presents the wait through an
+    /// <see cref="IValueTaskSource"/> of its own (forwarding <c>GetStatus</c>, <c>OnCompleted</c> and
+    /// <c>GetResult</c> to this slot with <paramref name="token"/>), so that it needs no async state
+    /// machine. If the returned task is not complete, <paramref name="token"/> names the wait.
+    /// </summary>
+    public ValueTask BeginWait(bool runContinuationAsynchronously, CancellationToken cancellationToken, out short token)
+    {
+        ValueTask wait = WaitAsync(runContinuationAsynchronously, cancellationToken);
+        token = _core.Version;
+        return wait;
     }
 
     /// <summary>An edge arrived (reactor thread). Wakes the waiter, or remembers it for the next wait.</summary>
@@ -103,7 +119,7 @@ internal sealed class ReadinessSlot : IValueTaskSource
     }
 
     /// <summary>Closes the slot for good: the waiter and every later wait fail with <paramref name="reason"/> (default: ObjectDisposedException).</summary>
-    public void Close(Exception? reason = null)
+    public void CloseWaits(Exception? reason = null)
     {
         _closeReason ??= reason;
         if (Interlocked.Exchange(ref _state, Closed) == Waiting)
@@ -120,12 +136,18 @@ internal sealed class ReadinessSlot : IValueTaskSource
         }
     }
 
+    /// <summary>Why the waits were closed (null: disposal, or not closed).</summary>
+    protected Exception? CloseReason => _closeReason;
+
     private Exception CloseException() => _closeReason ?? new ObjectDisposedException("fd", "The fd was closed while waiting for it to become ready.");
 
     void IValueTaskSource.GetResult(short token)
     {
-        _cancellation.Dispose();
-        _cancellation = default;
+        if (_cancellation is { } cancellation)
+        {
+            cancellation.Value.Dispose();
+            cancellation.Value = default;
+        }
         _core.GetResult(token);
     }
 

@@ -4,37 +4,48 @@ namespace PipeTransport.Reactor;
 
 /// <summary>
 /// One fd registered with one reactor, once, for both directions (<c>EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET</c>).
+/// It is its own read readiness slot (an idle fd is one object, not three); the fd's owner
+/// (<see cref="Connection.FdChannel"/>) derives from it.
 /// </summary>
-internal sealed class Registration
+internal abstract class Registration : ReadinessSlot
 {
     private int _hangUp;
     private int _unregistered;
+    private ReadinessSlot? _write;
 
-    internal Registration(EpollReactor reactor, int fd, int index, uint generation)
-    {
-        Reactor = reactor;
-        Fd = fd;
-        Index = index;
-        Generation = generation;
-    }
+    protected Registration(int fd) => Fd = fd;
 
-    public EpollReactor Reactor { get; }
+    public EpollReactor? Reactor { get; private set; }
 
     public int Fd { get; }
 
-    public int Index { get; }
+    public int Index { get; private set; }
 
-    public uint Generation { get; }
+    public uint Generation { get; private set; }
 
-    public ReadinessSlot Read { get; } = new();
+    /// <summary>Read readiness: this object.</summary>
+    public ReadinessSlot Read => this;
 
-    public ReadinessSlot Write { get; } = new();
+    /// <summary>
+    /// Write readiness, made on first use: most fds are writable whenever they are written to, and an
+    /// idle connection should not carry a second slot. A new slot starts <c>Ready</c> (the first wait
+    /// returns at once and the write is tried), so edges that came before it are not lost.
+    /// </summary>
+    public ReadinessSlot Write => Volatile.Read(ref _write) ?? CreateWrite();
 
     /// <summary>
     /// The kernel reported hang-up, peer shutdown or an error: a read will now return EOF or the
     /// error instead of blocking, so it is safe to read even with nothing buffered.
     /// </summary>
     public bool HangUpSeen => Volatile.Read(ref _hangUp) != 0;
+
+    /// <summary>The reactor took the fd (under its lock, before <c>epoll_ctl</c>).</summary>
+    internal void Attach(EpollReactor reactor, int index, uint generation)
+    {
+        Reactor = reactor;
+        Index = index;
+        Generation = generation;
+    }
 
     /// <summary>Reactor thread: dispatches one epoll event.</summary>
     internal void OnEvents(uint events)
@@ -52,7 +63,7 @@ internal sealed class Registration
 
         if ((events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
         {
-            Write.Signal();
+            Volatile.Read(ref _write)?.Signal(); // no slot yet: it will start Ready
         }
     }
 
@@ -60,15 +71,28 @@ internal sealed class Registration
     /// Removes the fd from epoll (the fd must still be open) and wakes both waiters with
     /// <paramref name="reason"/>. Idempotent.
     /// </summary>
-    public void Unregister(Exception? reason = null)
+    public void RemoveFromReactor(Exception? reason = null)
     {
         if (Interlocked.Exchange(ref _unregistered, 1) != 0)
         {
             return;
         }
 
-        Reactor.Remove(this);
-        Read.Close(reason);
-        Write.Close(reason);
+        Reactor!.Remove(this);
+        CloseWaits(reason);
+        Interlocked.MemoryBarrier();
+        Volatile.Read(ref _write)?.CloseWaits(reason);
+    }
+
+    private ReadinessSlot CreateWrite()
+    {
+        var made = new ReadinessSlot();
+        ReadinessSlot slot = Interlocked.CompareExchange(ref _write, made, null) ?? made;
+        if (Volatile.Read(ref _unregistered) != 0)
+        {
+            slot.CloseWaits(CloseReason); // unregistered while this was made: as closed as the read side
+        }
+
+        return slot;
     }
 }
