@@ -10,7 +10,7 @@ namespace PipeTransport.Perf;
 /// <summary>
 /// The side-by-side perf harness. Without a child mode it runs the selected scenarios and prints
 /// markdown tables on stdout (progress on stderr); the child modes (<c>writer</c>, <c>reader</c>,
-/// <c>idle-server</c>, <c>idle-clients</c>) are the separate processes the scenarios start.
+/// <c>tcp-writer</c>, <c>unix-reader</c>, <c>idle-server</c>, <c>idle-clients</c>) are the separate processes the scenarios start.
 /// </summary>
 internal static class Program
 {
@@ -25,6 +25,10 @@ internal static class Program
                     return FifoWriter.Run(args[1], long.Parse(args[2], inv), int.Parse(args[3], inv), int.Parse(args[4], inv), int.Parse(args[5], inv));
                 case "reader" when args.Length == 4:
                     return FifoReader.Run(args[1], int.Parse(args[2], inv), int.Parse(args[3], inv));
+                case "tcp-writer" when args.Length == 4:
+                    return TcpWriter.Run(long.Parse(args[1], inv), int.Parse(args[2], inv), int.Parse(args[3], inv));
+                case "unix-reader" when args.Length == 3:
+                    return UnixReader.Run(args[1], int.Parse(args[2], inv));
                 case "idle-server" when args.Length == 3:
                     return await IdleServer.RunAsync(args[1], int.Parse(args[2], inv));
                 case "idle-clients" when args.Length == 3:
@@ -52,12 +56,13 @@ internal static class Program
         var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each variant" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds one run may take before the scenario fails", DefaultValueFactory = _ => 300 };
         var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor, 1 MiB output pause threshold)" };
+        var bridgeBlock = new Option<string>("--bridge-block") { Description = "pipebridge's -b in the bridge scenarios (0: its default)", DefaultValueFactory = _ => "0" };
         var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
 
         var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "
             + "runs alternating between variants, a markdown table with the median, min, max and ratios on stdout.")
         {
-            scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra,
+            scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra, bridgeBlock,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -71,7 +76,8 @@ internal static class Program
                 !parse.GetValue(noWarmup),
                 TimeSpan.FromSeconds(parse.GetValue(timeout)),
                 parse.GetValue(variant) ?? [],
-                parse.GetValue(extra));
+                parse.GetValue(extra),
+                checked((int)ByteSize.Parse(parse.GetValue(bridgeBlock)!)));
             string[] names = parse.GetValue(scenarios) is { Length: > 0 } given ? given : ["fifo"];
             return await RunAsync(ScenarioCatalog.Select(names), settings, args);
         });

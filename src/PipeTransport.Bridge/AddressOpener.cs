@@ -9,16 +9,21 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
 {
     // The copy engine's loop does no blocking work, so its continuations run inline (on the reactor
     // thread that completed the read) instead of hopping to the thread pool; the pause thresholds
-    // scale with the block size so that one block never stalls a flush on its own.
+    // scale with the block size so that one block never stalls a flush on its own. One bridge (no
+    // --fork) puts every fd on one reactor: both engines then run on that one thread, never handing
+    // a wake-up from one fd's reactor to the other's; --fork spreads connections over the default group.
     public FdConnectionOptions ConnectionOptions { get; } = new()
     {
-        BufferSize = options.BlockSize,
-        InputPauseThreshold = Math.Max(4L * options.BlockSize, 1 << 20),
-        InputResumeThreshold = Math.Max(2L * options.BlockSize, 1 << 19),
-        OutputPauseThreshold = Math.Max(4L * options.BlockSize, 1 << 16),
-        OutputResumeThreshold = Math.Max(2L * options.BlockSize, 1 << 15),
+        ReactorGroup = options.Fork ? null : SingleReactor.Value,
+        BufferSize = options.CopyBlockSize,
+        InputPauseThreshold = Math.Max(4L * options.CopyBlockSize, 1 << 20),
+        InputResumeThreshold = Math.Max(2L * options.CopyBlockSize, 1 << 19),
+        OutputPauseThreshold = Math.Max(4L * options.CopyBlockSize, 1 << 16),
+        OutputResumeThreshold = Math.Max(2L * options.CopyBlockSize, 1 << 15),
         ApplicationScheduler = System.IO.Pipelines.PipeScheduler.Inline,
     };
+
+    private static readonly Lazy<ReactorGroup> SingleReactor = new(() => new ReactorGroup(1));
 
     /// <summary>Opens <paramref name="address"/> for <paramref name="role"/>; a listen address accepts one connection.</summary>
     public async Task<OpenedAddress> OpenAsync(Address address, Role role, CancellationToken cancellationToken)

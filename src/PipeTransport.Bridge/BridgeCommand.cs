@@ -14,9 +14,8 @@ internal sealed class BridgeCommand
 
     private readonly Option<int> _blockSize = new("-b", "--block-size")
     {
-        Description = "Block size: bytes per read/write or splice call (65536, 64k, 1m)",
+        Description = "Block size: bytes per read/write or splice call (65536, 64k, 1m) [default: 256k for copy, 1m for splice]",
         HelpName = "SIZE",
-        DefaultValueFactory = _ => BridgeOptions.DefaultBlockSize,
         CustomParser = result =>
         {
             string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";

@@ -46,7 +46,7 @@ internal sealed class Direction(
 
     private async Task SpliceAsync(CancellationToken cancellationToken)
     {
-        using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.BlockSize,
+        using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.SpliceChunkSize,
             sourceAddress.Text, destinationAddress.Text);
         using IDisposable tracking = stats.Track(() => copier.BytesCopied);
         try
@@ -59,7 +59,56 @@ internal sealed class Direction(
         }
     }
 
-    private async Task CopyAsync(CancellationToken cancellationToken)
+    private Task CopyAsync(CancellationToken cancellationToken) =>
+        destination.OutputFd.IsPollable
+            ? CopyToOutputFdAsync(cancellationToken)
+            : CopyThroughOutputAsync(cancellationToken);
+
+    /// <summary>
+    /// The copy engine: bytes arrive in the source connection's Input pipe (the receive loop reads
+    /// the fd into its blocks) and are written from those same blocks to the destination's fd with
+    /// write/writev, waiting on the reactor when it is full. One user-space copy per byte, as in cat;
+    /// the destination's Output pipe is left empty and only completed at the end (the half-close).
+    /// </summary>
+    private async Task CopyToOutputFdAsync(CancellationToken cancellationToken)
+    {
+        // The loop below never blocks, so a write that waited completes on the reactor thread and the
+        // loop goes on there (with the inline ApplicationScheduler, the whole copy runs on one thread).
+        var writer = new RawFdWriter(destination.OutputFd, destinationAddress.Text, continueOnReactor: true);
+        using IDisposable tracking = stats.Track(() => writer.BytesWritten);
+        PipeReader input = source.Input;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw BridgeFailure.From(sourceAddress, e);
+            }
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            if (!buffer.IsEmpty)
+            {
+                try
+                {
+                    await writer.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw BridgeFailure.From(destinationAddress, e);
+                }
+            }
+            input.AdvanceTo(buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+                break;
+        }
+        await input.CompleteAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The copy engine for a destination epoll refuses (a regular file): through its Output pipe, whose send loop may block.</summary>
+    private async Task CopyThroughOutputAsync(CancellationToken cancellationToken)
     {
         var counter = new ByteCounter();
         using IDisposable tracking = stats.Track(() => counter.Value);

@@ -25,6 +25,36 @@ public sealed class IntegrityTests(string engine)
         Assert.That(hash, Is.EqualTo(await written));
     }
 
+    /// <summary>The final reader leaves mid-stream: exit 1 and one line naming the destination and EPIPE.</summary>
+    [Test, CancelAfter(20_000)]
+    public async Task AReaderThatLeavesEndsWithEpipe(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string input = dir.Fifo("in"), output = dir.Fifo("out");
+        await using var bridge = BridgeProcess.Start("-u", "--engine", engine, $"fifo:{input}", $"fifo:{output}");
+        Task writing = Task.Run(async () =>
+        {
+            try
+            {
+                await TestData.WriteAsync(await FifoStream.OpenAsync(input, FileAccess.Write, cancellationToken), TestData.GiB, 3, cancellationToken);
+            }
+            catch (IOException)
+            {
+                // EPIPE once the bridge has gone.
+            }
+        }, cancellationToken);
+        await using (Stream reader = await FifoStream.OpenAsync(output, FileAccess.Read, cancellationToken))
+        {
+            byte[] some = new byte[1 << 20];
+            await reader.ReadExactlyAsync(some, cancellationToken);
+        }
+
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(1), bridge.Stderr);
+        string operation = engine == "splice" ? "splice" : "write";
+        Assert.That(bridge.Stderr, Is.EqualTo($"pipebridge: fifo:{output}: {operation}: EPIPE (Broken pipe)"));
+        await writing;
+    }
+
     [Test, CancelAfter(30_000)]
     public async Task FifoToTcpListen(CancellationToken cancellationToken)
     {

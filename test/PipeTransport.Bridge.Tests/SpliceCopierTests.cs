@@ -27,7 +27,15 @@ public sealed class SpliceCopierTests
 
         using var copier = new SpliceCopier(source, destination, 64 * 1024);
         Assert.That(copier.UsesIntermediatePipe, Is.False);
-        Task<long> copy = copier.CopyToEndAsync(cancellationToken);
+        // The copier waits for the destination, so its loop resumes on a reactor thread; the caller's
+        // code after the await must still run on the thread pool, never on the reactor.
+        bool callerOnPool = false;
+        Task<long> copy = Task.Run(async () =>
+        {
+            long copied = await copier.CopyToEndAsync(cancellationToken);
+            callerOnPool = Thread.CurrentThread.IsThreadPoolThread;
+            return copied;
+        }, cancellationToken);
 
         // The destination (64 KiB) fills long before the source is drained; read it only now.
         // When the copy ends, closing the write end (the RawFd keeps the fd open until it is disposed) gives the reader EOF.
@@ -36,7 +44,55 @@ public sealed class SpliceCopierTests
         byte[] received = await ReadToEndAsync(destinationRead, cancellationToken);
         Assert.That(await copy, Is.EqualTo(size));
         Assert.That(received, Is.EqualTo(data));
+        Assert.That(callerOnPool, Is.True, "CopyToEndAsync returned on a reactor thread");
         sourceRead.Dispose();
+    }
+
+    /// <summary>
+    /// The copy loop runs on the reactor thread after a wait; a source that never runs dry must not
+    /// keep it there: another fd on the same (only) reactor still gets its wake-ups.
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task ABusyCopyLeavesTheReactorToOtherFds(CancellationToken cancellationToken)
+    {
+        using var reactor = new ReactorGroup(1);
+        var options = new FdConnectionOptions { ReactorGroup = reactor };
+        var (producer, source) = FdConnection.CreatePair(options);
+        var (sink, drain) = FdConnection.CreatePair(options);
+        var (ping, pong) = FdConnection.CreatePair(options);
+        await using (producer) await using (source) await using (sink) await using (drain) await using (ping) await using (pong)
+        {
+            using var copier = new SpliceCopier(source.InputFd, sink.OutputFd, 64 * 1024);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task<long> copy = copier.CopyToEndAsync(stop.Token);
+            byte[] block = new byte[256 * 1024];
+            Task produce = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                    await producer.Output.WriteAsync(block, stop.Token);
+            }, stop.Token);
+            Task consume = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var result = await drain.Input.ReadAsync(stop.Token);
+                    drain.Input.AdvanceTo(result.Buffer.End);
+                }
+            }, stop.Token);
+
+            // While bytes stream through the copier, a round trip between two other fds of the reactor completes.
+            for (int i = 0; i < 20; i++)
+            {
+                await ping.Output.WriteAsync(new byte[] { (byte)i }, cancellationToken);
+                var reply = await pong.Input.ReadAsync(cancellationToken);
+                Assert.That(reply.Buffer.FirstSpan[0], Is.EqualTo((byte)i));
+                pong.Input.AdvanceTo(reply.Buffer.End);
+            }
+            Assert.That(copier.BytesCopied, Is.GreaterThan(0));
+            Assert.That(copy.IsCompleted, Is.False);
+            await stop.CancelAsync();
+            await Task.WhenAll(copy, produce, consume).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
     }
 
     [Test, CancelAfter(20_000)]

@@ -55,6 +55,37 @@ internal sealed class ChildProcess : IAsyncDisposable
     /// <summary>Starts an external program.</summary>
     public static ChildProcess Start(string fileName, params string[] arguments) => new(fileName, arguments, false);
 
+    /// <summary>
+    /// Starts an external program under <c>/bin/sh</c>, which reports the program's CPU time (user and
+    /// system, all its threads, 10 ms resolution) with <c>times</c> on stderr when it exits; read it with
+    /// <see cref="ChildCpuTime"/> after <see cref="WaitForSuccessAsync"/>.
+    /// </summary>
+    public static ChildProcess StartMeasured(string fileName, params string[] arguments) =>
+        new("/bin/sh", ["-c", "\"$@\"; status=$?; times >&2; exit $status", "sh", fileName, .. arguments], false);
+
+    /// <summary>The CPU time (user + system) that <c>times</c> reported for a <see cref="StartMeasured"/> child.</summary>
+    public TimeSpan ChildCpuTime()
+    {
+        _process.WaitForExit(); // flushes the asynchronous stderr reader
+        string[] lines = Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string[] words = lines.Length > 0 ? lines[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
+        if (words.Length != 2)
+        {
+            throw new InvalidOperationException($"no CPU times from '{_display}': {Stderr}");
+        }
+
+        return ParseTimes(words[0]) + ParseTimes(words[1]);
+    }
+
+    // "1m2.340000s" (dash) or "1m2.340s" (bash).
+    private static TimeSpan ParseTimes(string text)
+    {
+        int m = text.IndexOf('m');
+        double minutes = double.Parse(text[..m], System.Globalization.CultureInfo.InvariantCulture);
+        double seconds = double.Parse(text[(m + 1)..].TrimEnd('s'), System.Globalization.CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(minutes * 60 + seconds);
+    }
+
     /// <summary>Starts this harness again in one of its child modes (<c>writer</c>, <c>reader</c>, ...).</summary>
     public static ChildProcess StartSelf(bool redirectStdin, params string[] arguments) => StartSelf(redirectStdin, null, arguments);
 

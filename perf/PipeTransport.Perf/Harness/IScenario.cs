@@ -18,6 +18,12 @@ internal interface IScenario
     /// <summary>What <see cref="Sample.Secondary"/> measures, shown as an extra column; null when the scenario has none.</summary>
     string? SecondaryUnit => null;
 
-    /// <summary>The subject first, then the baselines.</summary>
+    /// <summary>
+    /// How many of the first <see cref="Variants"/> are subjects (PipeTransport); 1 unless a scenario
+    /// compares several of its own variants (e.g. two engines) with the same baselines.
+    /// </summary>
+    int SubjectCount => 1;
+
+    /// <summary>The subject(s) first, then the baselines.</summary>
     IReadOnlyList<Variant> Variants { get; }
 }

@@ -21,7 +21,7 @@ internal static class MarkdownReport
     public static string Table(ScenarioResult result)
     {
         var scenario = result.Scenario;
-        var subject = result.Scenario.Variants[0];
+        var subjects = scenario.Variants.Take(scenario.SubjectCount).ToArray();
         bool latency = result.Variants.Any(v => v.P50Micros.HasValue);
         string? secondary = scenario.SecondaryUnit;
         var text = new StringBuilder();
@@ -29,11 +29,12 @@ internal static class MarkdownReport
         text.Append($"| Variant | {scenario.Unit} (median) | min | max |");
         text.Append(latency ? " p50 µs | p99 µs |" : "");
         text.Append(secondary is null ? "" : $" {secondary} (median) |");
-        text.AppendLine($" {subject.Name} ÷ this | target |");
+        text.AppendLine(string.Concat(subjects.Select(s => $" {s.Name} ÷ this |")) + " target |");
         text.Append("|---|---:|---:|---:|");
         text.Append(latency ? "---:|---:|" : "");
         text.Append(secondary is null ? "" : "---:|");
-        text.AppendLine("---:|---|");
+        text.AppendLine(string.Concat(subjects.Select(_ => "---:|")) + "---|");
+        var ran = result.Subjects;
         foreach (var variant in result.Variants)
         {
             text.Append(Invariant($"| {variant.Variant.Name} | {Number(variant.Median)} | {Number(variant.Min)} | {Number(variant.Max)} |"));
@@ -47,16 +48,25 @@ internal static class MarkdownReport
                 text.Append(variant.Secondary is { } value ? $" {Number(value)} |" : " |");
             }
 
-            if (ReferenceEquals(variant.Variant, subject) || !result.HasSubject)
+            var targets = new List<string>();
+            for (int i = 0; i < subjects.Length; i++)
             {
-                text.AppendLine(" — | |");
-                continue;
+                var subject = ran.FirstOrDefault(s => s.Index == i).Stats;
+                if (subject is null || result.IsSubject(variant))
+                {
+                    text.Append(" — |");
+                    continue;
+                }
+
+                text.Append(Invariant($" {ScenarioResult.Ratio(subject, variant):0.00}× |"));
+                if (variant.Variant.TargetFor(i) is { } ratio)
+                {
+                    string label = subjects.Length > 1 ? subjects[i].Name + " " : "";
+                    targets.Add(Invariant($"{label}{(scenario.HigherIsBetter ? "≥" : "≤")} {ratio:0.0#}× {(result.TargetMet(i, subject, variant) == true ? "met" : "**missed**")}"));
+                }
             }
 
-            string target = variant.Variant.TargetRatio is { } ratio
-                ? Invariant($"{(scenario.HigherIsBetter ? "≥" : "≤")} {ratio:0.0#}× {(result.TargetMet(variant) == true ? "met" : "**missed**")}")
-                : "";
-            text.AppendLine(Invariant($" {result.Ratio(variant):0.00}× | {target} |"));
+            text.AppendLine($" {string.Join("; ", targets)} |");
         }
 
         return text.ToString();
@@ -67,13 +77,16 @@ internal static class MarkdownReport
         var text = new StringBuilder();
         text.AppendLine().AppendLine($"Load average at the end: {LoadAverage()} (other processes on the machine add noise; runs alternate to spread it).");
         text.AppendLine().AppendLine("### Targets").AppendLine();
-        text.AppendLine("| Scenario | Baseline | Ratio | Target | Result |").AppendLine("|---|---|---:|---|---|");
-        foreach (var result in results.Where(r => r.HasSubject))
+        text.AppendLine("| Scenario | Subject | Baseline | Ratio | Target | Result |").AppendLine("|---|---|---|---:|---|---|");
+        foreach (var result in results)
         {
-            foreach (var variant in result.Variants.Skip(1).Where(v => v.Variant.TargetRatio.HasValue))
+            foreach (var (index, subject) in result.Subjects)
             {
-                text.AppendLine(Invariant(
-                    $"| {result.Scenario.Name} | {variant.Variant.Name} | {result.Ratio(variant):0.00}× | {(result.Scenario.HigherIsBetter ? "≥" : "≤")} {variant.Variant.TargetRatio:0.0#}× | {(result.TargetMet(variant) == true ? "met" : "**missed**")} |"));
+                foreach (var variant in result.Variants.Where(v => !result.IsSubject(v) && v.Variant.TargetFor(index).HasValue))
+                {
+                    text.AppendLine(Invariant(
+                        $"| {result.Scenario.Name} | {subject.Variant.Name} | {variant.Variant.Name} | {ScenarioResult.Ratio(subject, variant):0.00}× | {(result.Scenario.HigherIsBetter ? "≥" : "≤")} {variant.Variant.TargetFor(index):0.0#}× | {(result.TargetMet(index, subject, variant) == true ? "met" : "**missed**")} |"));
+                }
             }
         }
 

@@ -11,6 +11,7 @@ namespace PipeTransport.Perf.Harness;
 /// <param name="Timeout">Upper bound for one run; a run that takes longer fails the scenario.</param>
 /// <param name="VariantFilter">When not empty, only variants whose name contains one of these (for profiling one variant).</param>
 /// <param name="Extra">Also run the subject's tuning variants (e.g. inline application scheduling).</param>
+/// <param name="BridgeBlockSize">pipebridge's <c>-b</c> in the bridge scenarios, or 0 for its default.</param>
 internal sealed record PerfSettings(
     long Size,
     int Runs,
@@ -21,7 +22,8 @@ internal sealed record PerfSettings(
     bool Warmup,
     TimeSpan Timeout,
     IReadOnlyList<string> VariantFilter,
-    bool Extra)
+    bool Extra,
+    int BridgeBlockSize = 0)
 {
     public const int Seed = 20261127;
 

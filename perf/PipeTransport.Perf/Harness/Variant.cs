@@ -8,4 +8,15 @@ namespace PipeTransport.Perf.Harness;
 /// <param name="RunAsync">Does one run of the given size and returns its sample; throws on an integrity failure.</param>
 /// <param name="TargetRatio">Subject ÷ this variant that the issue asks for (null for the subject itself or when there is none).</param>
 /// <param name="Extra">A tuning variant of the subject, run only with <c>--extra</c> (for analysis, not a baseline).</param>
-internal sealed record Variant(string Name, Func<RunContext, Task<Sample>> RunAsync, double? TargetRatio = null, bool Extra = false);
+/// <param name="Targets">
+/// For scenarios with several subjects (<see cref="IScenario.SubjectCount"/>): the target of each
+/// subject against this baseline, in subject order (null entries: no target). Overrides <paramref name="TargetRatio"/>.
+/// </param>
+internal sealed record Variant(string Name, Func<RunContext, Task<Sample>> RunAsync, double? TargetRatio = null, bool Extra = false,
+    IReadOnlyList<double?>? Targets = null)
+{
+    /// <summary>The ratio subject number <paramref name="subject"/> should reach against this variant, if any.</summary>
+    public double? TargetFor(int subject) => Targets is { } targets
+        ? subject < targets.Count ? targets[subject] : null
+        : subject == 0 ? TargetRatio : null;
+}

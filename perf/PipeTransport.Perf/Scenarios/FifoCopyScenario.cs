@@ -30,7 +30,33 @@ internal sealed class FifoCopyScenario : IScenario
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.LargeOutputOptions(c))), Extra: true),
     ];
 
-    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
+    /// <summary>
+    /// <see cref="RunAsync"/> for a copy that reports the CPU time it took, shown as
+    /// <see cref="Sample.Secondary"/> in seconds per GiB.
+    /// </summary>
+    internal static async Task<Sample> RunMeasuredAsync(RunContext context, Func<RunContext, string, string, Task<TimeSpan>> copy)
+    {
+        TimeSpan cpu = default;
+        var sample = await RunAsync(context, async (c, a, b) => cpu = await copy(c, a, b));
+        return sample with { Secondary = cpu.TotalSeconds / ((double)context.Size / (1L << 30)) };
+    }
+
+    /// <summary>The harness's own CPU time around <paramref name="copy"/> (for in-process copies; the harness's other threads count too).</summary>
+    internal static async Task<TimeSpan> InProcessCpuAsync(RunContext context, string source, string destination, Func<RunContext, string, string, Task> copy)
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        TimeSpan before = self.TotalProcessorTime;
+        await copy(context, source, destination);
+        self.Refresh();
+        return self.TotalProcessorTime - before;
+    }
+
+    /// <summary><c>cat A &gt; B</c> as its own process, returning its CPU time.</summary>
+    internal static Task<TimeSpan> CatMeasuredAsync(RunContext context, string source, string destination) =>
+        Pipebridge.RunMeasuredAsync(context, "/bin/sh", "-c", "exec cat -- \"$0\" > \"$1\"", source, destination);
+
+    /// <summary>One timed run: reader and writer children on fresh FIFOs A and B, <paramref name="copy"/> from A to B, hash checked.</summary>
+    internal static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, string, Task> copy)
     {
         FifoRun.PrepareExpectedHash(context);
         string source = FifoRun.NewFifo(context, "copy-a.fifo");
@@ -84,7 +110,7 @@ internal sealed class FifoCopyScenario : IScenario
         await copier.CopyToEndAsync(ct);
     }
 
-    private static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
+    internal static async Task CopyWithFileStreamsAsync(RunContext context, string source, string destination)
     {
         var ct = context.CancellationToken;
         int buffer = context.Settings.BufferSize;
@@ -95,7 +121,7 @@ internal sealed class FifoCopyScenario : IScenario
         await from.CopyToAsync(to, buffer, ct);
     }
 
-    private static async Task CopyWithCatAsync(RunContext context, string source, string destination)
+    internal static async Task CopyWithCatAsync(RunContext context, string source, string destination)
     {
         // The shell opens B (the reader child is waiting), then cat opens A and the writer starts.
         await using var cat = ChildProcess.Start("/bin/sh", "-c", "exec cat -- \"$0\" > \"$1\"", source, destination);

@@ -14,12 +14,15 @@ internal static class ScenarioCatalog
         new PingPongScenario(SocketKind.Tcp),
         new PingPongScenario(SocketKind.Unix),
         new IdleMemoryScenario(),
+        new BridgeFifoScenario(),
+        new BridgeTcpUnixScenario(),
     ];
 
     public static readonly IReadOnlyDictionary<string, string[]> Groups = new Dictionary<string, string[]>
     {
         ["fifo"] = ["fifo-read", "fifo-copy"],
         ["sockets"] = ["tcp", "unix", "pingpong-tcp", "pingpong-unix", "idle-tcp"],
+        ["bridge"] = ["bridge-fifo", "bridge-tcp-unix"],
         ["all"] = All.Select(s => s.Name).ToArray(),
     };
 

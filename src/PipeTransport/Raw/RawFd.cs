@@ -63,14 +63,23 @@ public sealed class RawFd : IDisposable
     /// <param name="cancellationToken">Cancels a wait.</param>
     /// <returns>A task that completes once <paramref name="read"/> returned true.</returns>
     public ValueTask ReadAsync(Func<int, bool> read, CancellationToken cancellationToken = default) =>
-        CallUntilDoneAsync(read, write: false, cancellationToken);
+        CallUntilDoneAsync(read, write: false, continueOnReactor: false, cancellationToken);
 
     /// <summary>Calls <paramref name="write"/> until it returns true, waiting for writability in between.</summary>
     /// <param name="write">Receives the fd; returns false when the fd could take nothing (<c>EAGAIN</c>).</param>
     /// <param name="cancellationToken">Cancels a wait.</param>
     /// <returns>A task that completes once <paramref name="write"/> returned true.</returns>
     public ValueTask WriteAsync(Func<int, bool> write, CancellationToken cancellationToken = default) =>
-        CallUntilDoneAsync(write, write: true, cancellationToken);
+        CallUntilDoneAsync(write, write: true, continueOnReactor: false, cancellationToken);
+
+    /// <summary>
+    /// <see cref="ReadAsync(Func{int, bool}, CancellationToken)"/>/<see cref="WriteAsync(Func{int, bool}, CancellationToken)"/>
+    /// for the library's own copy loops (splice, the bridge's writer): after a wait, <paramref name="call"/> and whatever
+    /// follows the await run on the reactor thread that saw the fd become ready (no hand-off to the thread pool). The
+    /// caller must do only short, non-blocking work there.
+    /// </summary>
+    internal ValueTask CallOnReactorAsync(Func<int, bool> call, bool write, CancellationToken cancellationToken) =>
+        CallUntilDoneAsync(call, write, continueOnReactor: true, cancellationToken);
 
     /// <summary>
     /// For a standalone <see cref="RawFd"/>: unregisters the fd, wakes waiters with
@@ -87,7 +96,7 @@ public sealed class RawFd : IDisposable
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask CallUntilDoneAsync(Func<int, bool> call, bool write, CancellationToken cancellationToken)
+    private async ValueTask CallUntilDoneAsync(Func<int, bool> call, bool write, bool continueOnReactor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(call);
         while (true)
@@ -99,7 +108,7 @@ public sealed class RawFd : IDisposable
             }
 
             Reactor.Registration registration = _channel.Registration ?? throw NotPollable();
-            await (write ? registration.Write : registration.Read).WaitAsync(true, cancellationToken).ConfigureAwait(false);
+            await (write ? registration.Write : registration.Read).WaitAsync(!continueOnReactor, cancellationToken).ConfigureAwait(false);
         }
     }
 
