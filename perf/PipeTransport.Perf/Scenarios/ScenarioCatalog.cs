@@ -1,4 +1,5 @@
 using PipeTransport.Perf.Harness;
+using PipeTransport.Perf.Kestrel;
 
 namespace PipeTransport.Perf.Scenarios;
 
@@ -14,12 +15,14 @@ internal static class ScenarioCatalog
         new PingPongScenario(SocketKind.Tcp),
         new PingPongScenario(SocketKind.Unix),
         new IdleMemoryScenario(),
+        .. KestrelScenarios.All,
     ];
 
     public static readonly IReadOnlyDictionary<string, string[]> Groups = new Dictionary<string, string[]>
     {
         ["fifo"] = ["fifo-read", "fifo-copy"],
         ["sockets"] = ["tcp", "unix", "pingpong-tcp", "pingpong-unix", "idle-tcp"],
+        ["kestrel"] = KestrelScenarios.All.Select(s => s.Name).ToArray(),
         ["all"] = All.Select(s => s.Name).ToArray(),
     };
 
