@@ -26,6 +26,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private readonly FdConnection _connection;
     private readonly TaskCompletionSource? _disposed;
     private readonly long _id;
+    private readonly bool _dispatch;
     private string? _connectionId;
     private IDictionary<object, object?>? _items;
     private IDuplexPipe _transport;
@@ -35,9 +36,17 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private readonly CancellationTokenRegistration _fdConnectionClosed;
     private CancellationToken? _connectionClosedOverride;
 
-    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, TaskCompletionSource? disposed = null)
+    /// <param name="connection">The accepted connection; its pipes complete the application side inline.</param>
+    /// <param name="memoryPool">Kestrel's memory pool feature.</param>
+    /// <param name="dispatch">
+    /// Hop to the thread pool before Kestrel continues after a read or flush that waited (false with
+    /// <see cref="PipeTransportOptions.UnsafePreferInlineScheduling"/>).
+    /// </param>
+    /// <param name="disposed">Completed when Kestrel has disposed the connection (FIFO listener).</param>
+    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, TaskCompletionSource? disposed = null)
     {
         _connection = connection;
+        _dispatch = dispatch;
         _disposed = disposed;
         _id = ConnectionIdGenerator.Next();
         _transport = this;
@@ -67,9 +76,9 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         set => _transport = value;
     }
 
-    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this);
+    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this, _dispatch);
 
-    PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output);
+    PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output, _dispatch);
 
     public MemoryPool<byte> MemoryPool { get; }
 

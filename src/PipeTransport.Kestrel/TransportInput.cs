@@ -11,19 +11,30 @@ namespace PipeTransport.Kestrel;
 /// instead of as a processing error. A read that does not complete at once is forwarded through this
 /// object (it is its own <see cref="IValueTaskSource{TResult}"/>, reused for every read of the
 /// connection), so a pending read, an idle keep-alive connection's steady state, allocates nothing.
+/// The core's pipe completes the inner read inline (its application scheduler is
+/// <see cref="PipeScheduler.Inline"/> under Kestrel); the hop to the thread pool is made here, with
+/// this object as the work item, where the pipe's own <c>ThreadPool</c> scheduler would allocate a
+/// work item per hop for a continuation that is not an async method's.
 /// </summary>
-internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>
+internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>, IThreadPoolWorkItem
 {
     private readonly PipeReader _inner;
     private readonly PipeConnectionContext _connection;
+    private readonly bool _dispatch;
     private readonly Action _onInnerCompleted;
     private ManualResetValueTaskSourceCore<ReadResult> _pending;
     private ConfiguredValueTaskAwaitable<ReadResult>.ConfiguredValueTaskAwaiter _innerRead;
+    private ReadResult _result;
+    private Exception? _error;
 
-    public TransportInput(PipeReader inner, PipeConnectionContext connection)
+    /// <param name="inner">The core's Input.</param>
+    /// <param name="connection">Told of a reset.</param>
+    /// <param name="dispatch">Run Kestrel's continuation on the thread pool (false: inline, where the inner read completed).</param>
+    public TransportInput(PipeReader inner, PipeConnectionContext connection, bool dispatch)
     {
         _inner = inner;
         _connection = connection;
+        _dispatch = dispatch;
         _onInnerCompleted = OnInnerCompleted;
     }
 
@@ -81,23 +92,42 @@ internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>
     {
         var read = _innerRead;
         _innerRead = default;
-        ReadResult result;
         try
         {
-            result = read.GetResult();
-        }
-        catch (FdConnectionResetException e)
-        {
-            _pending.SetException(Map(e));
-            return;
+            _result = read.GetResult();
         }
         catch (Exception e)
         {
-            _pending.SetException(e);
-            return;
+            // Mapped in Complete: a reset fires ConnectionClosed, whose callbacks are Kestrel's, and
+            // they should run where Kestrel's continuation runs, not on the reactor thread.
+            _error = e;
         }
 
-        _pending.SetResult(result);
+        if (_dispatch)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+        else
+        {
+            Complete();
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => Complete();
+
+    private void Complete()
+    {
+        if (_error is { } error)
+        {
+            _error = null;
+            _pending.SetException(error is FdConnectionResetException reset ? Map(reset) : error);
+        }
+        else
+        {
+            var result = _result;
+            _result = default;
+            _pending.SetResult(result);
+        }
     }
 
     ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _pending.GetResult(token);

