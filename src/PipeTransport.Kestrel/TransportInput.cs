@@ -24,8 +24,6 @@ internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>,
     private readonly Action _onInnerCompleted;
     private ManualResetValueTaskSourceCore<ReadResult> _pending;
     private ConfiguredValueTaskAwaitable<ReadResult>.ConfiguredValueTaskAwaiter _innerRead;
-    private ReadResult _result;
-    private Exception? _error;
 
     /// <param name="inner">The core's Input.</param>
     /// <param name="connection">Told of a reset.</param>
@@ -90,19 +88,6 @@ internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>,
 
     private void OnInnerCompleted()
     {
-        var read = _innerRead;
-        _innerRead = default;
-        try
-        {
-            _result = read.GetResult();
-        }
-        catch (Exception e)
-        {
-            // Mapped in Complete: a reset fires ConnectionClosed, whose callbacks are Kestrel's, and
-            // they should run where Kestrel's continuation runs, not on the reactor thread.
-            _error = e;
-        }
-
         if (_dispatch)
         {
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
@@ -115,19 +100,31 @@ internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>,
 
     void IThreadPoolWorkItem.Execute() => Complete();
 
+    /// <summary>
+    /// Takes the inner read's outcome (on Kestrel's side of the hop: a reset fires ConnectionClosed,
+    /// whose callbacks are Kestrel's) and completes the forwarded read with it.
+    /// </summary>
     private void Complete()
     {
-        if (_error is { } error)
+        var read = _innerRead;
+        _innerRead = default;
+        ReadResult result;
+        try
         {
-            _error = null;
-            _pending.SetException(error is FdConnectionResetException reset ? Map(reset) : error);
+            result = read.GetResult();
         }
-        else
+        catch (FdConnectionResetException e)
         {
-            var result = _result;
-            _result = default;
-            _pending.SetResult(result);
+            _pending.SetException(Map(e));
+            return;
         }
+        catch (Exception e)
+        {
+            _pending.SetException(e);
+            return;
+        }
+
+        _pending.SetResult(result);
     }
 
     ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _pending.GetResult(token);

@@ -9,53 +9,38 @@ namespace PipeTransport.Kestrel;
 /// the connection reports "completed" rather than throwing. Kestrel treats a throwing flush as a bug
 /// (it logs an error); it learns of the reset from <c>ConnectionClosed</c> and Input instead, as with
 /// its own Sockets transport. A flush that waits (backpressure: more than the pause threshold not yet
-/// written, e.g. every 64 KiB response) is forwarded through this object, its own reusable
-/// <see cref="IValueTaskSource{TResult}"/>, so waiting allocates nothing; like
-/// <see cref="TransportInput"/> it makes the hop to the thread pool itself, as its own work item.
+/// written, e.g. every 64 KiB response) is forwarded through a <see cref="PendingFlush"/> made at the
+/// connection's first such wait and reused for every later one, so waiting allocates nothing and a
+/// connection that never waits (small responses) does not carry it.
 /// </summary>
-internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult>, IThreadPoolWorkItem
+internal sealed class TransportOutput(PipeWriter inner, bool dispatch) : PipeWriter
 {
     private static readonly FlushResult s_completed = new(isCanceled: false, isCompleted: true);
 
-    private readonly PipeWriter _inner;
-    private readonly bool _dispatch;
-    private readonly Action _onInnerCompleted;
-    private ManualResetValueTaskSourceCore<FlushResult> _pending;
-    private ConfiguredValueTaskAwaitable<FlushResult>.ConfiguredValueTaskAwaiter _innerFlush;
-    private FlushResult _result;
-    private Exception? _error;
+    private PendingFlush? _pending;
 
-    /// <param name="inner">The core's Output.</param>
-    /// <param name="dispatch">Run Kestrel's continuation on the thread pool (false: inline, where the inner flush completed).</param>
-    public TransportOutput(PipeWriter inner, bool dispatch)
-    {
-        _inner = inner;
-        _dispatch = dispatch;
-        _onInnerCompleted = OnInnerCompleted;
-    }
+    public override void Advance(int bytes) => inner.Advance(bytes);
 
-    public override void Advance(int bytes) => _inner.Advance(bytes);
+    public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
 
-    public override Memory<byte> GetMemory(int sizeHint = 0) => _inner.GetMemory(sizeHint);
+    public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
 
-    public override Span<byte> GetSpan(int sizeHint = 0) => _inner.GetSpan(sizeHint);
+    public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
 
-    public override bool CanGetUnflushedBytes => _inner.CanGetUnflushedBytes;
+    public override long UnflushedBytes => inner.UnflushedBytes;
 
-    public override long UnflushedBytes => _inner.UnflushedBytes;
+    public override void CancelPendingFlush() => inner.CancelPendingFlush();
 
-    public override void CancelPendingFlush() => _inner.CancelPendingFlush();
+    public override void Complete(Exception? exception = null) => inner.Complete(exception);
 
-    public override void Complete(Exception? exception = null) => _inner.Complete(exception);
-
-    public override ValueTask CompleteAsync(Exception? exception = null) => _inner.CompleteAsync(exception);
+    public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
         ValueTask<FlushResult> flush;
         try
         {
-            flush = _inner.FlushAsync(cancellationToken);
+            flush = inner.FlushAsync(cancellationToken);
         }
         catch (FdConnectionResetException)
         {
@@ -70,7 +55,7 @@ internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult
         ValueTask<FlushResult> write;
         try
         {
-            write = _inner.WriteAsync(source, cancellationToken);
+            write = inner.WriteAsync(source, cancellationToken);
         }
         catch (FdConnectionResetException)
         {
@@ -99,61 +84,77 @@ internal sealed class TransportOutput : PipeWriter, IValueTaskSource<FlushResult
             }
         }
 
-        // One flush at a time (the PipeWriter contract), so the single source can be reset here.
-        _pending.Reset();
-        _innerFlush = flush.ConfigureAwait(false).GetAwaiter();
-        _innerFlush.UnsafeOnCompleted(_onInnerCompleted);
-        return new ValueTask<FlushResult>(this, _pending.Version);
+        return (_pending ??= new PendingFlush(dispatch)).Forward(flush);
     }
 
-    private void OnInnerCompleted()
+    /// <summary>
+    /// The reusable <see cref="IValueTaskSource{TResult}"/> of a waiting flush. The core's pipe completes
+    /// the inner flush inline (its application scheduler is <see cref="PipeScheduler.Inline"/> under
+    /// Kestrel); the hop to the thread pool is made here with this object as the work item.
+    /// </summary>
+    private sealed class PendingFlush : IValueTaskSource<FlushResult>, IThreadPoolWorkItem
     {
-        var flush = _innerFlush;
-        _innerFlush = default;
-        try
+        private readonly bool _dispatch;
+        private readonly Action _onInnerCompleted;
+        private ManualResetValueTaskSourceCore<FlushResult> _core;
+        private ConfiguredValueTaskAwaitable<FlushResult>.ConfiguredValueTaskAwaiter _innerFlush;
+
+        public PendingFlush(bool dispatch)
         {
-            _result = flush.GetResult();
-        }
-        catch (FdConnectionResetException)
-        {
-            _result = s_completed;
-        }
-        catch (Exception e)
-        {
-            _error = e;
+            _dispatch = dispatch;
+            _onInnerCompleted = OnInnerCompleted;
         }
 
-        if (_dispatch)
+        /// <summary>One flush at a time (the PipeWriter contract), so the source can be reset here.</summary>
+        public ValueTask<FlushResult> Forward(ValueTask<FlushResult> flush)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            _core.Reset();
+            _innerFlush = flush.ConfigureAwait(false).GetAwaiter();
+            _innerFlush.UnsafeOnCompleted(_onInnerCompleted);
+            return new ValueTask<FlushResult>(this, _core.Version);
         }
-        else
+
+        private void OnInnerCompleted()
         {
-            Complete();
+            if (_dispatch)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            }
+            else
+            {
+                Complete();
+            }
         }
+
+        void IThreadPoolWorkItem.Execute() => Complete();
+
+        private void Complete()
+        {
+            var flush = _innerFlush;
+            _innerFlush = default;
+            FlushResult result;
+            try
+            {
+                result = flush.GetResult();
+            }
+            catch (FdConnectionResetException)
+            {
+                result = s_completed;
+            }
+            catch (Exception e)
+            {
+                _core.SetException(e);
+                return;
+            }
+
+            _core.SetResult(result);
+        }
+
+        public FlushResult GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
-
-    void IThreadPoolWorkItem.Execute() => Complete();
-
-    private void Complete()
-    {
-        if (_error is { } error)
-        {
-            _error = null;
-            _pending.SetException(error);
-        }
-        else
-        {
-            var result = _result;
-            _result = default;
-            _pending.SetResult(result);
-        }
-    }
-
-    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _pending.GetResult(token);
-
-    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _pending.GetStatus(token);
-
-    void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _pending.OnCompleted(continuation, state, token, flags);
 }
