@@ -14,7 +14,7 @@ internal sealed class ChildProcess : IAsyncDisposable
     private readonly StringBuilder _stderr = new();
     private readonly string _display;
 
-    private ChildProcess(string fileName, IEnumerable<string> arguments, bool redirectStdin)
+    private ChildProcess(string fileName, IEnumerable<string> arguments, bool redirectStdin, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -26,6 +26,11 @@ internal sealed class ChildProcess : IAsyncDisposable
         foreach (string argument in arguments)
         {
             info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
         }
 
         _display = fileName + " " + string.Join(' ', info.ArgumentList);
@@ -51,7 +56,10 @@ internal sealed class ChildProcess : IAsyncDisposable
     public static ChildProcess Start(string fileName, params string[] arguments) => new(fileName, arguments, false);
 
     /// <summary>Starts this harness again in one of its child modes (<c>writer</c>, <c>reader</c>, ...).</summary>
-    public static ChildProcess StartSelf(bool redirectStdin, params string[] arguments)
+    public static ChildProcess StartSelf(bool redirectStdin, params string[] arguments) => StartSelf(redirectStdin, null, arguments);
+
+    /// <summary>Starts this harness again in a child mode, with extra environment variables.</summary>
+    public static ChildProcess StartSelf(bool redirectStdin, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         string host = Environment.ProcessPath ?? throw new InvalidOperationException("no process path");
         var args = new List<string>();
@@ -61,7 +69,7 @@ internal sealed class ChildProcess : IAsyncDisposable
         }
 
         args.AddRange(arguments);
-        return new ChildProcess(host, args, redirectStdin);
+        return new ChildProcess(host, args, redirectStdin, environment);
     }
 
     /// <summary>Reads stdout lines until one starts with <paramref name="prefix"/> and returns the words after it.</summary>

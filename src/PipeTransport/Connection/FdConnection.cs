@@ -26,53 +26,49 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     private readonly FdChannel _in;
     private readonly FdChannel _out;
-    private readonly SafeHandle? _spareWriter;
-    private readonly ISyscalls _sys;
-    private readonly bool _inline;
-    private readonly Pipe _input;
     private readonly FdConnectionOptions _options;
-    private Pipe? _output;
     private readonly InputReader _inputReader;
+    private readonly bool _inline;
+    private volatile bool _stopReceiving;
+    private bool _closed;
+    private Pipe? _input;
     private OutputWriter? _outputWriter;
-    private Task? _sendTask;
-    private int _sendState;
     private Task? _receiveTask;
     private int _receiveState;
-    private volatile bool _stopReceiving;
-    private Exception? _abortReason;
+    private int _sendState;
     private int _openLoops = 2;
     private int _disposed;
-    private bool _closed;
-    private CancellationTokenSource? _closedCts;
-    private EndPoint? _localEndPoint;
-    private EndPoint? _remoteEndPoint;
-    private RawFd? _inputFd;
-    private RawFd? _outputFd;
-    private int _peerCredentialsState;
-    private PeerCredentials _peerCredentials;
+
+    // What few connections use (endpoints, raw fds, credentials, Closed, an abort) lives apart, so
+    // that an idle connection does not carry it.
+    private Extras? _extras;
 
     internal FdConnection(FdChannel input, FdChannel output, FdConnectionOptions options, SafeHandle? spareWriter = null)
     {
         _in = input;
         _out = output;
-        _spareWriter = spareWriter;
-        _sys = options.Syscalls;
         _options = options;
+        if (spareWriter is not null)
+        {
+            EnsureExtras().SpareWriter = spareWriter;
+        }
 
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
-        _input = new Pipe(options.InputPipeOptions(_inline));
-        _inputReader = new InputReader(_input.Reader, this);
+        _inputReader = new InputReader(this);
     }
 
-    /// <summary>What the peer sends. The receive loop starts at the first read.</summary>
+    /// <summary>
+    /// What the peer sends. The receive loop starts at the first read; until bytes arrive a read waits
+    /// without a pipe, a buffer or a receive loop (an idle connection holds none of them).
+    /// </summary>
     public PipeReader Input => _inputReader;
 
     /// <summary>
     /// What goes to the peer. Complete it to half-close after the remaining bytes are sent. The
     /// pipe and the send loop are made on first use: a connection that only listens costs less.
     /// </summary>
-    public PipeWriter Output => _outputWriter ?? StartSending();
+    public PipeWriter Output => (PipeWriter?)_outputWriter ?? StartSending();
 
     /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
     public CancellationToken Closed
@@ -81,29 +77,30 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             lock (_inputReader)
             {
-                return _closed ? new CancellationToken(true) : (_closedCts ??= new CancellationTokenSource()).Token;
+                return _closed ? new CancellationToken(true) : (EnsureExtras().ClosedCts ??= new CancellationTokenSource()).Token;
             }
         }
     }
 
     /// <summary>The local address, for sockets (null for other fds).</summary>
-    public EndPoint? LocalEndPoint => _localEndPoint ??= SocketAddresses.TryName(_in, peer: false);
+    public EndPoint? LocalEndPoint => EnsureExtras().LocalEndPoint ??= SocketAddresses.TryName(_in, peer: false);
 
     /// <summary>The peer's address, for sockets (null for other fds).</summary>
-    public EndPoint? RemoteEndPoint => _remoteEndPoint ??= SocketAddresses.TryName(_in, peer: true);
+    public EndPoint? RemoteEndPoint => EnsureExtras().RemoteEndPoint ??= SocketAddresses.TryName(_in, peer: true);
 
     /// <summary>The fd Input is read from, with reactor waits (see <see cref="RawFd"/> for when it is safe to read it directly).</summary>
-    public RawFd InputFd => _inputFd ??= new RawFd(_in, ownsChannel: false);
+    public RawFd InputFd => EnsureExtras().InputFd ??= new RawFd(_in, ownsChannel: false);
 
     /// <summary>The fd Output is written to, with reactor waits.</summary>
-    public RawFd OutputFd => _outputFd ??= new RawFd(_out, ownsChannel: false);
+    public RawFd OutputFd => EnsureExtras().OutputFd ??= new RawFd(_out, ownsChannel: false);
 
     /// <summary>For a Unix domain socket, the peer process's pid, uid and gid (<c>SO_PEERCRED</c>); otherwise null.</summary>
     public PeerCredentials? PeerCredentials
     {
         get
         {
-            if (Volatile.Read(ref _peerCredentialsState) == 0)
+            Extras extras = EnsureExtras();
+            if (Volatile.Read(ref extras.PeerCredentialsState) == 0)
             {
                 bool unix = false;
                 PeerCredentials credentials = default;
@@ -125,11 +122,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                     }
                 }
 
-                _peerCredentials = credentials;
-                Volatile.Write(ref _peerCredentialsState, unix ? 1 : 2);
+                extras.PeerCredentials = credentials;
+                Volatile.Write(ref extras.PeerCredentialsState, unix ? 1 : 2);
             }
 
-            return _peerCredentialsState == 1 ? _peerCredentials : null;
+            return extras.PeerCredentialsState == 1 ? extras.PeerCredentials : null;
         }
     }
 
@@ -243,7 +240,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     public void Abort(Exception? reason = null)
     {
         reason ??= new PipeTransportException(Errno.ECONNABORTED, "abort", _in.Name, "The connection was aborted by the application.");
-        if (Interlocked.CompareExchange(ref _abortReason, reason, null) is not null)
+        if (Interlocked.CompareExchange(ref EnsureExtras().AbortReason, reason, null) is not null)
         {
             return;
         }
@@ -254,17 +251,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         _out.Unregister(reason);
         if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
         {
-            _input.Writer.Complete(reason);
+            InputPipe.Writer.Complete(reason);
             OnReceiveEnded(eof: false);
+            _inputReader.OnInputEnded();
         }
         else
         {
-            _input.Writer.CancelPendingFlush();
+            InputPipe.Writer.CancelPendingFlush();
         }
 
         if (!EndSendingIfNotStarted())
         {
-            _output?.Reader.CancelPendingRead();
+            _outputWriter?.Pipe.Reader.CancelPendingRead();
         }
 
         FireClosed();
@@ -288,18 +286,19 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _stopReceiving = true;
             if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
             {
-                _input.Writer.Complete();
+                InputPipe.Writer.Complete();
                 OnReceiveEnded(eof: false);
+                _inputReader.OnInputEnded();
             }
             else
             {
-                _input.Writer.CancelPendingFlush();
+                InputPipe.Writer.CancelPendingFlush();
                 _in.Registration?.Read.Close(reason);
             }
 
-            if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false })
+            if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false } writer)
             {
-                _output!.Reader.CancelPendingRead();
+                writer.Pipe.Reader.CancelPendingRead();
                 _out.Registration?.Write.Close(reason);
             }
         }
@@ -310,21 +309,62 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             await receive.ConfigureAwait(false);
         }
 
-        if (_sendTask is not null)
+        if (_outputWriter?.SendTask is { } send)
         {
-            await _sendTask.ConfigureAwait(false);
+            await send.ConfigureAwait(false);
         }
 
         // The application is done with the connection: completing its ends returns every pipe block
         // to the pool (a pipe gives its memory back only once both ends are complete).
-        _input.Reader.Complete();
-        _output?.Writer.Complete();
+        _input?.Reader.Complete();
+        _outputWriter?.Pipe.Writer.Complete();
     }
+
+    internal FdConnectionOptions Options => _options;
+
+    private Exception? AbortReason => _extras is { } extras ? Volatile.Read(ref extras.AbortReason) : null;
+
+    private Extras EnsureExtras()
+    {
+        Extras? extras = Volatile.Read(ref _extras);
+        if (extras is null)
+        {
+            var made = new Extras();
+            extras = Interlocked.CompareExchange(ref _extras, made, null) ?? made;
+        }
+
+        return extras;
+    }
+
+    internal FdChannel InputChannel => _in;
+
+    /// <summary>Input's pipe, made on first need (the first bytes, or the end of Input).</summary>
+    internal Pipe InputPipe
+    {
+        get
+        {
+            Pipe? pipe = Volatile.Read(ref _input);
+            if (pipe is null)
+            {
+                var made = new Pipe(_options.InputPipeOptions(_inline));
+                pipe = Interlocked.CompareExchange(ref _input, made, null) ?? made;
+            }
+
+            return pipe;
+        }
+    }
+
+    /// <summary>Whether Input's pipe exists (tests: an idle connection has none).</summary>
+    internal bool InputPipeMade => Volatile.Read(ref _input) is not null;
+
+    /// <summary>A read of Input may wait for readiness without a receive loop: the fd is polled and nothing ended Input yet.</summary>
+    internal bool CanParkInput => _in.Pollable && !_stopReceiving && Volatile.Read(ref _receiveState) == NotStarted && !_in.IsClosed;
 
     internal void EnsureReceiving()
     {
         if (Volatile.Read(ref _receiveState) == NotStarted && Interlocked.CompareExchange(ref _receiveState, Running, NotStarted) == NotStarted)
         {
+            _ = InputPipe;
             _receiveTask = _in.Pollable ? ReceiveLoopAsync() : Task.Run(ReceiveLoopAsync);
         }
     }
@@ -334,35 +374,34 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         _stopReceiving = true;
         if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
         {
-            _input.Writer.Complete();
+            InputPipe.Writer.Complete();
             OnReceiveEnded(eof: false);
             return;
         }
 
-        _input.Writer.CancelPendingFlush();
+        InputPipe.Writer.CancelPendingFlush();
         _in.Registration?.Read.Signal();
     }
 
-    private PipeWriter StartSending()
+    private OutputWriter StartSending()
     {
         lock (_inputReader)
         {
             if (_outputWriter is null)
             {
-                var pipe = new Pipe(_options.OutputPipeOptions(_inline));
-                _output = pipe;
+                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)));
                 if (_sendState == NotStarted)
                 {
                     _sendState = Running;
-                    _sendTask = _out.Pollable ? SendLoopAsync() : Task.Run(SendLoopAsync);
+                    writer.SendTask = _out.Pollable ? SendLoopAsync(writer.Pipe.Reader) : Task.Run(() => SendLoopAsync(writer.Pipe.Reader));
                 }
                 else
                 {
                     // Closed before the application first wrote: writes find the reader gone.
-                    pipe.Reader.Complete(Volatile.Read(ref _abortReason));
+                    writer.Pipe.Reader.Complete(AbortReason);
                 }
 
-                _outputWriter = new OutputWriter(pipe.Writer);
+                _outputWriter = writer; // published with its task: DisposeAsync awaits what it finds here
             }
 
             return _outputWriter;
@@ -399,7 +438,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     private async Task ReceiveLoopAsync()
     {
-        PipeWriter writer = _input.Writer;
+        PipeWriter writer = _input!.Writer;
         FdChannel channel = _in;
         Exception? error = null;
         bool eof = false;
@@ -414,7 +453,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             {
                 if (!mayHaveData && probe)
                 {
-                    int available = Sys.BytesAvailable(_sys, channel.Fd);
+                    int available = Sys.BytesAvailable(_options.Syscalls, channel.Fd);
                     if (available == 0 && !channel.Registration!.HangUpSeen)
                     {
                         await channel.Registration.Read.WaitAsync(!_inline);
@@ -428,7 +467,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 Memory<byte> memory = writer.GetMemory();
-                nint n = Sys.Read(_sys, channel.Fd, memory);
+                nint n = Sys.Read(_options.Syscalls, channel.Fd, memory);
                 if (n > 0)
                 {
                     writer.Advance((int)n);
@@ -461,7 +500,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         // An abort or a disposal that woke the loop is not an error of the fd.
-        Exception? reason = Volatile.Read(ref _abortReason);
+        Exception? reason = AbortReason;
         writer.Complete(reason ?? (_disposed != 0 && error is ObjectDisposedException ? null : error));
         OnReceiveEnded(eof);
         if (reason is null && error is FdConnectionResetException && _in == _out)
@@ -472,9 +511,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
-    private async Task SendLoopAsync()
+    private async Task SendLoopAsync(PipeReader reader)
     {
-        PipeReader reader = _output!.Reader;
         FdChannel channel = _out;
         Exception? error = null;
         try
@@ -499,7 +537,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                     continue;
                 }
 
-                nint n = Sys.Write(_sys, channel.Fd, buffer);
+                nint n = Sys.Write(_options.Syscalls, channel.Fd, buffer);
                 if (n >= 0)
                 {
                     reader.AdvanceTo(buffer.GetPosition(n));
@@ -520,7 +558,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             error = e;
         }
 
-        Exception? reason = Volatile.Read(ref _abortReason);
+        Exception? reason = AbortReason;
         bool disposedWhileWaiting = _disposed != 0 && error is ObjectDisposedException;
         reader.Complete(reason ?? (disposedWhileWaiting ? null : error));
         OnSendEnded(halfClose: reason is null && error is null);
@@ -531,7 +569,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         if (_in != _out)
         {
             _in.Close();
-            _spareWriter?.Dispose();
+            _extras?.SpareWriter?.Dispose();
         }
         else if (!eof)
         {
@@ -561,7 +599,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             _in.Close();
             _out.Close();
-            _spareWriter?.Dispose();
+            _extras?.SpareWriter?.Dispose();
             FireClosed();
         }
     }
@@ -577,7 +615,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             }
 
             _closed = true;
-            cts = _closedCts;
+            cts = _extras?.ClosedCts;
         }
 
         if (cts is not null)
@@ -592,5 +630,19 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         options ??= FdConnectionOptions.Default;
         options.Validate();
         return options;
+    }
+
+    /// <summary>Connection state that most connections never need, allocated on first use.</summary>
+    private sealed class Extras
+    {
+        public SafeHandle? SpareWriter;
+        public CancellationTokenSource? ClosedCts;
+        public Exception? AbortReason;
+        public EndPoint? LocalEndPoint;
+        public EndPoint? RemoteEndPoint;
+        public RawFd? InputFd;
+        public RawFd? OutputFd;
+        public int PeerCredentialsState;
+        public PeerCredentials PeerCredentials;
     }
 }

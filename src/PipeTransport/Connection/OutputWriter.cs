@@ -5,14 +5,25 @@ namespace PipeTransport.Connection;
 /// <summary>
 /// The application's view of Output: forwards to the pipe's writer and records completion, so
 /// disposal knows whether what is still buffered is meant to be sent (completed: drain it) or
-/// abandoned (not completed: discard it).
+/// abandoned (not completed: discard it). It also holds the pipe and the send loop's task, so a
+/// connection carries one reference for all of Output.
 /// </summary>
 internal sealed class OutputWriter : PipeWriter
 {
     private readonly PipeWriter _inner;
     private volatile bool _completed;
 
-    public OutputWriter(PipeWriter inner) => _inner = inner;
+    public OutputWriter(Pipe pipe)
+    {
+        Pipe = pipe;
+        _inner = pipe.Writer;
+    }
+
+    /// <summary>Output's pipe (its reader belongs to the send loop).</summary>
+    public Pipe Pipe { get; }
+
+    /// <summary>The send loop, once started.</summary>
+    public Task? SendTask { get; set; }
 
     public bool IsCompleted => _completed;
 

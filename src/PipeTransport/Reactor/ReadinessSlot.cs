@@ -72,6 +72,46 @@ internal sealed class ReadinessSlot : IValueTaskSource
         }
     }
 
+    /// <summary>
+    /// Arms the slot with a callback instead of an await, so a parked reader needs no async state
+    /// machine. Returns false, with nothing armed, if an edge is already there (it is consumed) or the
+    /// slot is closed; otherwise <paramref name="callback"/>(<paramref name="state"/>) runs once, inline
+    /// on the thread that signals or closes the slot, unless <see cref="TryDisarm"/> wins first.
+    /// The callback must call <see cref="EndCallbackWait"/>.
+    /// </summary>
+    public bool WaitWithCallback(Action<object?> callback, object state)
+    {
+        ValueTask wait = WaitAsync(runContinuationAsynchronously: false);
+        if (wait.IsCompleted)
+        {
+            return false;
+        }
+
+        _core.OnCompleted(callback, state, _core.Version, ValueTaskSourceOnCompletedFlags.None);
+        return true;
+    }
+
+    /// <summary>Ends a wait armed by <see cref="WaitWithCallback"/>, inside its callback: true for an edge, false if the slot was closed.</summary>
+    public bool EndCallbackWait()
+    {
+        try
+        {
+            ((IValueTaskSource)this).GetResult(_core.Version);
+            return true;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Takes back a wait armed by <see cref="WaitWithCallback"/>: true if its callback will now never
+    /// run (the slot is left <c>Ready</c>, so the next wait tries the fd once instead of trusting that
+    /// no edge was missed); false if an edge or a close already took it and the callback runs or ran.
+    /// </summary>
+    public bool TryDisarm() => Interlocked.CompareExchange(ref _state, Ready, Waiting) == Waiting;
+
     /// <summary>An edge arrived (reactor thread). Wakes the waiter, or remembers it for the next wait.</summary>
     public void Signal()
     {

@@ -9,6 +9,8 @@ internal sealed class Registration
 {
     private int _hangUp;
     private int _unregistered;
+    private Exception? _unregisterReason;
+    private ReadinessSlot? _write;
 
     internal Registration(EpollReactor reactor, int fd, int index, uint generation)
     {
@@ -28,7 +30,12 @@ internal sealed class Registration
 
     public ReadinessSlot Read { get; } = new();
 
-    public ReadinessSlot Write { get; } = new();
+    /// <summary>
+    /// Write readiness, made on first use: most fds are writable whenever they are written to, and an
+    /// idle connection should not carry a second slot. A new slot starts <c>Ready</c> (the first wait
+    /// returns at once and the write is tried), so edges that came before it are not lost.
+    /// </summary>
+    public ReadinessSlot Write => Volatile.Read(ref _write) ?? CreateWrite();
 
     /// <summary>
     /// The kernel reported hang-up, peer shutdown or an error: a read will now return EOF or the
@@ -52,7 +59,7 @@ internal sealed class Registration
 
         if ((events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
         {
-            Write.Signal();
+            Volatile.Read(ref _write)?.Signal(); // no slot yet: it will start Ready
         }
     }
 
@@ -67,8 +74,22 @@ internal sealed class Registration
             return;
         }
 
+        _unregisterReason = reason;
         Reactor.Remove(this);
         Read.Close(reason);
-        Write.Close(reason);
+        Interlocked.MemoryBarrier();
+        Volatile.Read(ref _write)?.Close(reason);
+    }
+
+    private ReadinessSlot CreateWrite()
+    {
+        var made = new ReadinessSlot();
+        ReadinessSlot slot = Interlocked.CompareExchange(ref _write, made, null) ?? made;
+        if (Volatile.Read(ref _unregistered) != 0)
+        {
+            slot.Close(_unregisterReason); // unregistered while this was made: as closed as the first one
+        }
+
+        return slot;
     }
 }
