@@ -12,11 +12,17 @@ namespace PipeTransport.Perf.Kestrel;
 /// request and stay open, asks the server for its RSS and managed heap (after an aggressive compacting
 /// GC), opens as many again and asks again. Only the second half is counted: the first absorbs one-time
 /// growth (memory pools filling up to the concurrency of the connect bursts, thread-pool threads, JIT),
-/// so the figure is the steady cost of one more idle connection.
+/// so the figure is the steady cost of one more idle connection. The servers run with tiered
+/// compilation off (see <c>idle-tcp</c>).
 /// </summary>
 internal sealed class KestrelIdleScenario : IScenario
 {
     private const int Burst = 100;
+
+    // As in idle-tcp: tiered compilation would recompile hot methods in the background at varying
+    // times and leave the JIT's scratch memory in the malloc heap, counted as "per connection"; both
+    // servers compile every method once, fully optimised.
+    private static readonly Dictionary<string, string> s_fullJit = new() { ["DOTNET_TieredCompilation"] = "0" };
 
     private IReadOnlyList<Variant>? _variants;
 
@@ -42,7 +48,7 @@ internal sealed class KestrelIdleScenario : IScenario
         var ct = context.CancellationToken;
         int total = context.IsWarmup ? Math.Min(1000, context.Settings.Connections) : context.Settings.Connections;
         int half = Math.Max(1, total / 2);
-        await using var server = await KestrelServerProcess.StartAsync(transport, ct);
+        await using var server = await KestrelServerProcess.StartAsync(transport, s_fullJit, ct);
         var endPoint = new IPEndPoint(IPAddress.Loopback, server.Port);
         var sockets = new List<Socket>(2 * half);
         try

@@ -24,9 +24,12 @@ internal sealed class KestrelServerProcess : IAsyncDisposable
     /// <summary>The loopback port it listens on.</summary>
     public int Port { get; }
 
-    public static async Task<KestrelServerProcess> StartAsync(string transport, CancellationToken cancellationToken)
+    /// <param name="transport"><c>sockets</c>, <c>pipe</c> or <c>pipe-inline</c>.</param>
+    /// <param name="environment">Extra environment variables of the child (e.g. tiered compilation off).</param>
+    /// <param name="cancellationToken">Cancels the wait for "ready".</param>
+    public static async Task<KestrelServerProcess> StartAsync(string transport, IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
     {
-        var child = ChildProcess.StartSelf(true, "kestrel-server", transport);
+        var child = ChildProcess.StartSelf(true, environment, "kestrel-server", transport);
         try
         {
             string[] ready = await child.ExpectAsync("ready ", cancellationToken);

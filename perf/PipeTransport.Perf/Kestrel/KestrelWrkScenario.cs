@@ -36,7 +36,7 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
     {
         if (!_servers.TryGetValue(transport, out var server))
         {
-            server = await KestrelServerProcess.StartAsync(transport, context.CancellationToken);
+            server = await KestrelServerProcess.StartAsync(transport, null, context.CancellationToken);
             _servers[transport] = server;
         }
 
