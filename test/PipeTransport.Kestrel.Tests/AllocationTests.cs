@@ -28,9 +28,10 @@ public sealed class AllocationTests
         pipe = Math.Min(pipe, await BytesPerRequestAsync(pipeTransport: true, ct));
         await TestContext.Out.WriteLineAsync($"allocated bytes per keep-alive request: PipeTransport {pipe:F0}, Sockets {sockets:F0}");
 
-        // The whole process counts (server, client, Kestrel's timers), so allow some noise; an async
-        // box or a work item per wait would be well over it (a box per read cost about 220 bytes).
-        Assert.That(pipe, Is.LessThanOrEqualTo(sockets + 48));
+        // The whole process counts (server, client, Kestrel's timers), and Sockets' figure moves with
+        // the CPUs available (about 725 B on 2 CPUs, 675 B pinned to one; PipeTransport about 730 B
+        // either way), so allow that; an async box per wait is well over it (it cost about 220 bytes).
+        Assert.That(pipe, Is.LessThanOrEqualTo(sockets + 96));
     }
 
     private static async Task<double> BytesPerRequestAsync(bool pipeTransport, CancellationToken ct)
