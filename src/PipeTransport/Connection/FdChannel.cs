@@ -11,34 +11,31 @@ namespace PipeTransport.Connection;
 /// is pollable (Go's <c>os.newFile</c> makes the same decision): epoll refuses regular files and some
 /// devices with <c>EPERM</c>, and those fall back to plain blocking calls.
 /// </summary>
-internal sealed class FdChannel
+internal sealed class FdChannel : Registration
 {
-    private readonly bool _restoreBlocking;
     private readonly bool _disposeHandle;
+    private bool _restoreBlocking;
+    private bool _registered;
     private string? _name;
     private int _closed;
 
-    private FdChannel(SafeHandle handle, int fd, FdKind kind, Registration? registration, bool restoreBlocking, bool disposeHandle, string? name)
+    private FdChannel(SafeHandle handle, int fd, FdKind kind, bool disposeHandle, string? name)
+        : base(fd)
     {
         Handle = handle;
-        Fd = fd;
         Kind = kind;
-        Registration = registration;
-        _restoreBlocking = restoreBlocking;
         _disposeHandle = disposeHandle;
         _name = name;
     }
 
     public SafeHandle Handle { get; }
 
-    public int Fd { get; }
-
     public FdKind Kind { get; }
 
     /// <summary>Null for a non-pollable fd (blocking fallback).</summary>
-    public Registration? Registration { get; }
+    public Registration? Registration => _registered ? this : null;
 
-    public bool Pollable => Registration is not null;
+    public bool Pollable => _registered;
 
     /// <summary>How errors name this fd: a path, an endpoint or <c>fd N</c>.</summary>
     public string Name => _name ??= $"fd {Fd}";
@@ -50,15 +47,16 @@ internal sealed class FdChannel
     {
         bool added = false;
         handle.DangerousAddRef(ref added);
-        Registration? registration = reactor.TryRegister(handle.Fd, out int error);
-        if (registration is null)
+        var channel = new FdChannel(handle, handle.Fd, kind, disposeHandle: true, name);
+        if (!reactor.TryRegister(channel, out int error))
         {
             handle.DangerousRelease();
             handle.Dispose();
             throw PipeTransportException.FromResult(error, "epoll_ctl(ADD)", name ?? $"fd {handle.Fd}");
         }
 
-        return new FdChannel(handle, handle.Fd, kind, registration, false, true, name);
+        channel._registered = true;
+        return channel;
     }
 
     /// <summary>
@@ -99,8 +97,8 @@ internal sealed class FdChannel
                 throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name ?? $"fd {fd}");
             }
 
-            Registration? registration = reactor.TryRegister(fd, out int error);
-            if (registration is null)
+            var channel = new FdChannel(handle, fd, kind, disposeHandle, name);
+            if (!reactor.TryRegister(channel, out int error))
             {
                 if (error != -Libc.EPERM)
                 {
@@ -109,10 +107,12 @@ internal sealed class FdChannel
 
                 // Not pollable: blocking calls on it are short (page cache, device), so use them as they are.
                 Sys.SetNonBlocking(fd, wasNonBlocking == 1);
-                return new FdChannel(handle, fd, kind, null, false, disposeHandle, name);
+                return channel;
             }
 
-            return new FdChannel(handle, fd, kind, registration, wasNonBlocking == 0, disposeHandle, name);
+            channel._registered = true;
+            channel._restoreBlocking = wasNonBlocking == 0;
+            return channel;
         }
         catch
         {
@@ -132,7 +132,7 @@ internal sealed class FdChannel
             return;
         }
 
-        Registration?.Unregister(reason);
+        Registration?.RemoveFromReactor(reason);
         if (_restoreBlocking)
         {
             Sys.SetNonBlocking(Fd, false);
@@ -154,7 +154,7 @@ internal sealed class FdChannel
     {
         if (Registration is { } registration)
         {
-            WithFd(registration, reason, static (r, _, why) => { r.Unregister(why); return 0; });
+            WithFd(registration, reason, static (r, _, why) => { r.RemoveFromReactor(why); return 0; });
         }
     }
 

@@ -33,7 +33,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private bool _closed;
     private Pipe? _input;
     private OutputWriter? _outputWriter;
-    private Task? _receiveTask;
     private int _receiveState;
     private int _sendState;
     private int _openLoops = 2;
@@ -253,7 +252,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             InputPipe.Writer.Complete(reason);
             OnReceiveEnded(eof: false);
-            _inputReader.OnInputEnded();
+            _inputReader.OnInputEnded(reason);
         }
         else
         {
@@ -288,18 +287,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             {
                 InputPipe.Writer.Complete();
                 OnReceiveEnded(eof: false);
-                _inputReader.OnInputEnded();
+                _inputReader.OnInputEnded(reason);
             }
             else
             {
                 InputPipe.Writer.CancelPendingFlush();
-                _in.Registration?.Read.Close(reason);
+                _in.Registration?.Read.CloseWaits(reason);
             }
 
             if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false } writer)
             {
                 writer.Pipe.Reader.CancelPendingRead();
-                _out.Registration?.Write.Close(reason);
+                _out.Registration?.Write.CloseWaits(reason);
             }
         }
 
@@ -354,6 +353,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
     /// <summary>Whether Input's pipe exists (tests: an idle connection has none).</summary>
     internal bool InputPipeMade => Volatile.Read(ref _input) is not null;
 
@@ -365,7 +366,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         if (Volatile.Read(ref _receiveState) == NotStarted && Interlocked.CompareExchange(ref _receiveState, Running, NotStarted) == NotStarted)
         {
             _ = InputPipe;
-            _receiveTask = _in.Pollable ? ReceiveLoopAsync() : Task.Run(ReceiveLoopAsync);
+            Extras extras = EnsureExtras(); // a connection that receives needs them anyway (and an idle one does not carry the field)
+            extras.ReceiveTask = _in.Pollable ? ReceiveLoopAsync() : Task.Run(ReceiveLoopAsync);
         }
     }
 
@@ -428,12 +430,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private Task? ReceiveTask()
     {
         var spin = default(SpinWait);
-        while (Volatile.Read(ref _receiveState) == Running && Volatile.Read(ref _receiveTask) is null)
+        while (Volatile.Read(ref _receiveState) == Running && Volatile.Read(ref _extras)?.ReceiveTask is null)
         {
             spin.SpinOnce(); // EnsureReceiving is between its state change and storing the task.
         }
 
-        return Volatile.Read(ref _receiveTask);
+        return Volatile.Read(ref _extras)?.ReceiveTask;
     }
 
     private async Task ReceiveLoopAsync()
@@ -636,6 +638,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private sealed class Extras
     {
         public SafeHandle? SpareWriter;
+        public volatile Task? ReceiveTask;
         public CancellationTokenSource? ClosedCts;
         public Exception? AbortReason;
         public EndPoint? LocalEndPoint;

@@ -1,41 +1,34 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.ExceptionServices;
 using System.Threading.Tasks.Sources;
-using PipeTransport.Interop;
 using PipeTransport.Reactor;
 
 namespace PipeTransport.Connection;
 
 /// <summary>
 /// The application's view of Input. Until bytes arrive a connection holds no pipe and no receive
-/// loop: a read that finds nothing buffered is parked here (this object is its
-/// <see cref="IValueTaskSource{TResult}"/>) and the fd's read readiness is armed with a callback. The
-/// first readable edge (or a hang-up, or the end of the connection) makes the pipe, starts the
-/// receive loop and hands the parked read over to the pipe; from then on every call forwards to the
-/// pipe's reader. An idle connection so costs a few small objects and no buffer, async state machine
-/// or pipe. The reader also tells the connection when it is completed, so a waiting receive loop
-/// stops at once instead of at the next byte.
+/// loop: a read that finds nothing buffered is parked directly on the fd's read readiness (this
+/// object is the read's <see cref="IValueTaskSource{TResult}"/> and forwards the wait to the
+/// readiness slot, so the application's continuation is the slot's). When the readiness fires, the
+/// read's <c>GetResult</c> makes the pipe, starts the receive loop (which reads what came) and returns
+/// what the pipe then holds; from then on every call forwards to the pipe's reader. An idle
+/// connection so costs its fd, its connection object and this reader: no buffer, no pipe, no async
+/// state machine and no second completion source. The reader also tells the connection when it is
+/// completed, so a waiting receive loop stops at once instead of at the next byte.
 /// </summary>
 internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 {
-    private const int Idle = 0;   // no receive loop, read readiness not armed by us
-    private const int Armed = 1;  // read readiness armed with OnReadable; maybe a parked read
+    private const int Idle = 0;   // no receive loop; nothing waits on the read readiness for us
+    private const int Parked = 1; // a read waits on the read readiness
     private const int Active = 2; // the pipe and its receive loop (started or ended) serve every call
-
-    private static readonly Action<object?> s_onReadable = static state => ((InputReader)state!).OnReadable();
 
     private readonly FdConnection _connection;
     private volatile int _state;
     private PipeReader? _pipe;
-
-    // The parked read (only while Idle/Armed, or while it is being handed over to the pipe).
-    // Its result lives in _completed (the core's own result field would make every idle reader larger).
-    private ManualResetValueTaskSourceCore<bool> _core;
-    private bool _parked;
-    private bool _cancelNext;
-    private bool _ownResult;
-    private ParkedCancellation? _parkedCancellation;
-    private ParkedCompletion? _completed;
+    private bool _cancelNext;   // CancelPendingRead with no read pending: the next read returns cancelled
+    private bool _cancelParked; // CancelPendingRead woke the parked read
+    private bool _ownResult;    // the last result was made here (no pipe position to advance)
 
     public InputReader(FdConnection connection) => _connection = connection;
 
@@ -53,51 +46,35 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
     public override bool TryRead(out ReadResult result)
     {
-        if (_state == Active && !_ownResult)
+        if (_state != Active || _ownResult)
         {
-            return _pipe!.TryRead(out result);
-        }
-
-        lock (Gate)
-        {
-            if (_cancelNext)
+            lock (Gate)
             {
-                _cancelNext = false;
-                _ownResult = true;
-                result = new ReadResult(default, isCanceled: true, isCompleted: false);
-                return true;
+                ThrowIfOwnResultNotAdvanced();
+                if (_cancelNext)
+                {
+                    _cancelNext = false;
+                    _ownResult = true;
+                    result = new ReadResult(default, isCanceled: true, isCompleted: false);
+                    return true;
+                }
+
+                // Idle: the bytes may be in the kernel; a read that is parked has them first.
+                if (_state == Parked || (_state == Idle && !HasInput()))
+                {
+                    result = default;
+                    return false;
+                }
             }
 
-            if (_state == Idle)
-            {
-                ArmOrActivate();
-            }
+            Activate();
         }
 
-        if (_state == Active)
-        {
-            return _pipe!.TryRead(out result);
-        }
-
-        result = default;
-        return false;
+        return _pipe!.TryRead(out result);
     }
 
     protected override ValueTask<ReadResult> ReadAtLeastAsyncCore(int minimumSize, CancellationToken cancellationToken) =>
         _state == Active && !_ownResult ? _pipe!.ReadAtLeastAsync(minimumSize, cancellationToken) : ReadAtLeastWhileIdle(minimumSize, cancellationToken);
-
-    /// <summary>Waits like a read while idle; once the pipe has the bytes, the pipe's own ReadAtLeast (and its backpressure rules) takes over.</summary>
-    private async ValueTask<ReadResult> ReadAtLeastWhileIdle(int minimumSize, CancellationToken cancellationToken)
-    {
-        ReadResult first = await ReadWhileIdle(cancellationToken).ConfigureAwait(false);
-        if (first.IsCanceled || first.IsCompleted || first.Buffer.Length >= minimumSize || _ownResult)
-        {
-            return first;
-        }
-
-        _pipe!.AdvanceTo(first.Buffer.Start);
-        return await _pipe.ReadAtLeastAsync(minimumSize, cancellationToken).ConfigureAwait(false);
-    }
 
     public override void AdvanceTo(SequencePosition consumed)
     {
@@ -117,53 +94,49 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
     public override void CancelPendingRead()
     {
-        if (_state == Active)
+        if (_state != Active)
         {
-            _pipe!.CancelPendingRead();
-            return;
-        }
+            lock (Gate)
+            {
+                if (_state == Idle)
+                {
+                    _cancelNext = true;
+                    return;
+                }
 
-        lock (Gate)
-        {
-            if (_state == Active)
-            {
-                _pipe!.CancelPendingRead();
+                if (_state == Parked)
+                {
+                    _cancelParked = true;
+                }
             }
-            else if (!_parked)
+
+            if (_cancelParked)
             {
-                _cancelNext = true;
+                _connection.InputChannel.Read.Signal(); // wakes the parked read, which sees _cancelParked
                 return;
             }
-            else
-            {
-                _parked = false;
-                _ownResult = true;
-            }
         }
 
-        CompleteParked(new ReadResult(default, isCanceled: true, isCompleted: false), null);
+        _pipe!.CancelPendingRead();
     }
 
     public override void Complete(Exception? exception = null)
     {
+        bool wasParked;
         lock (Gate)
         {
-            if (_state != Active)
-            {
-                // The application is done reading: the fd's readiness is not needed any more.
-                if (_state == Armed)
-                {
-                    _connection.InputChannel.Registration!.Read.TryDisarm();
-                }
-
-                _pipe ??= _connection.InputPipe.Reader;
-                _state = Active;
-            }
+            wasParked = _state == Parked;
+            _pipe ??= _connection.InputPipe.Reader;
+            _state = Active;
         }
 
         _pipe!.Complete(exception);
         _connection.OnInputCompleted();
-        HandOverParkedRead(); // a read parked now is a misuse: it fails as the pipe says
+        if (wasParked)
+        {
+            // Completing Input while a read is pending is a misuse; the read ends as at disposal.
+            _connection.InputChannel.Read.CloseWaits();
+        }
     }
 
     public override Task CopyToAsync(PipeWriter destination, CancellationToken cancellationToken = default) =>
@@ -173,44 +146,27 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         ActivateForStreaming().CopyToAsync(destination, cancellationToken);
 
     /// <summary>
-    /// The connection ended Input (EOF is not needed: abort, disposal, completion): a parked read is
-    /// handed to the pipe, whose writer is complete, and so returns at once.
+    /// The connection ended Input without a receive loop (abort, disposal): a parked read ends now,
+    /// with <paramref name="reason"/> (abort) or as at EOF (disposal: <see cref="ObjectDisposedException"/>).
     /// </summary>
-    internal void OnInputEnded()
+    internal void OnInputEnded(Exception reason)
     {
-        lock (Gate)
+        if (_state == Parked)
         {
-            if (_state == Active)
-            {
-                return;
-            }
-
-            if (_state == Armed)
-            {
-                _connection.InputChannel.Registration!.Read.TryDisarm();
-            }
-
-            _pipe ??= _connection.InputPipe.Reader;
-            _state = Active;
+            _connection.InputChannel.Read.CloseWaits(reason);
         }
-
-        HandOverParkedRead();
     }
 
     private ValueTask<ReadResult> ReadWhileIdle(CancellationToken cancellationToken)
     {
         lock (Gate)
         {
-            if (_parked)
+            if (_state == Parked)
             {
                 throw new InvalidOperationException("Input is already being read: concurrent reads are not supported.");
             }
 
-            if (_ownResult)
-            {
-                throw new InvalidOperationException("AdvanceTo must be called after the previous read before reading again.");
-            }
-
+            ThrowIfOwnResultNotAdvanced();
             if (_cancelNext)
             {
                 _cancelNext = false;
@@ -223,63 +179,65 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
                 return ValueTask.FromCanceled<ReadResult>(cancellationToken);
             }
 
-            if (_state == Idle)
+            if (_state == Idle && TryPark(cancellationToken, out ValueTask<ReadResult> parked))
             {
-                ArmOrActivate();
-            }
-
-            if (_state == Armed)
-            {
-                _core.Reset();
-                _parked = true;
-                if (cancellationToken.CanBeCanceled)
-                {
-                    var cancellation = new ParkedCancellation { Token = cancellationToken };
-                    _parkedCancellation = cancellation;
-                    cancellation.Registration = cancellationToken.UnsafeRegister(static s => ((InputReader)s!).OnParkedReadCancelled(), this);
-                }
-
-                return new ValueTask<ReadResult>(this, _core.Version);
-            }
-        }
-
-        return _pipe!.ReadAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// Under the gate, Idle: arms the read readiness if nothing is buffered, else activates. An edge
-    /// already recorded (a new fd starts "ready") is consumed and the fd asked again, so the arm waits
-    /// only for bytes that are not there yet.
-    /// </summary>
-    private void ArmOrActivate()
-    {
-        if (_connection.InputChannel.Registration is not { } registration)
-        {
-            Activate(); // not pollable: the receive loop makes blocking calls on a thread of its own
-            return;
-        }
-
-        ReadinessSlot readiness = registration.Read;
-        for (int attempt = 0; attempt < 4; attempt++)
-        {
-            if (HasInput() || readiness.IsClosed)
-            {
-                break;
-            }
-
-            if (readiness.WaitWithCallback(s_onReadable, this))
-            {
-                _state = Armed;
-                return;
+                return parked;
             }
         }
 
         Activate();
+        return _pipe!.ReadAsync(cancellationToken);
     }
 
     /// <summary>
-    /// Under the gate, Idle: whether the read should not park: the fd cannot be polled, something is
-    /// buffered (or FIONREAD cannot tell), the peer hung up, or the connection is ending.
+    /// Under the gate, Idle: parks the read on the read readiness if nothing is buffered. An edge
+    /// already recorded (a new fd starts "ready") is consumed and the fd asked again, so the wait is
+    /// only for bytes that are not there yet. False: activate instead.
+    /// </summary>
+    private bool TryPark(CancellationToken cancellationToken, out ValueTask<ReadResult> parked)
+    {
+        parked = default;
+        PipeScheduler scheduler = _connection.Options.ApplicationScheduler;
+        bool inline = ReferenceEquals(scheduler, PipeScheduler.Inline);
+        if (!inline && !ReferenceEquals(scheduler, PipeScheduler.ThreadPool))
+        {
+            return false; // the readiness slot can run the continuation inline or on the pool, not on a custom scheduler
+        }
+
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            if (HasInput())
+            {
+                return false;
+            }
+
+            ReadinessSlot readiness = _connection.InputChannel.Read;
+            ValueTask wait = readiness.BeginWait(runContinuationAsynchronously: !inline, cancellationToken, out short token);
+            if (!wait.IsCompleted)
+            {
+                _state = Parked;
+                parked = new ValueTask<ReadResult>(this, token);
+                return true;
+            }
+
+            if (wait.IsCanceled)
+            {
+                parked = ValueTask.FromCanceled<ReadResult>(cancellationToken);
+                return true;
+            }
+
+            if (!wait.IsCompletedSuccessfully)
+            {
+                return false; // closed: the receive loop reports what ended it
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Whether a read should not park: the fd cannot be polled, something is buffered (or FIONREAD
+    /// cannot tell), the peer hung up, or the connection is ending.
     /// </summary>
     private bool HasInput()
     {
@@ -289,138 +247,130 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         }
 
         FdChannel channel = _connection.InputChannel;
-        return channel.Registration!.HangUpSeen || Sys.BytesAvailable(_connection.Options.Syscalls, channel.Fd) != 0;
+        return channel.HangUpSeen || channel.WaitsClosed || Interop.Sys.BytesAvailable(_connection.Options.Syscalls, channel.Fd) != 0;
     }
 
-    /// <summary>Under the gate: the pipe and its receive loop take over.</summary>
+    /// <summary>The pipe and its receive loop take over (the loop runs here until it first waits).</summary>
     private void Activate()
     {
-        _pipe ??= _connection.InputPipe.Reader;
-        _state = Active;
+        lock (Gate)
+        {
+            _pipe ??= _connection.InputPipe.Reader;
+            _state = Active;
+        }
+
         _connection.EnsureReceiving();
     }
 
     private PipeReader ActivateForStreaming()
     {
-        lock (Gate)
+        if (_state == Parked)
         {
-            if (_state == Idle)
-            {
-                Activate();
-            }
-            else if (_state == Armed)
-            {
-                _pipe ??= _connection.InputPipe.Reader;
-                _state = Active;
-                if (_connection.InputChannel.Registration!.Read.TryDisarm())
-                {
-                    _connection.EnsureReceiving(); // otherwise OnReadable, already under way, starts it
-                }
-            }
+            throw new InvalidOperationException("Input is already being read: concurrent reads are not supported.");
+        }
+
+        if (_state == Idle)
+        {
+            Activate();
         }
 
         return _pipe!;
     }
 
-    /// <summary>The armed readiness fired (reactor thread): an edge, or the fd's registration closed.</summary>
-    private void OnReadable()
+    /// <summary>Waits like a read while idle; once the pipe has the bytes, the pipe's own ReadAtLeast (and its backpressure rules) takes over.</summary>
+    private async ValueTask<ReadResult> ReadAtLeastWhileIdle(int minimumSize, CancellationToken cancellationToken)
     {
-        bool edge = _connection.InputChannel.Registration!.Read.EndCallbackWait();
-        lock (Gate)
+        ReadResult first = await ReadWhileIdle(cancellationToken).ConfigureAwait(false);
+        if (first.IsCanceled || first.IsCompleted)
         {
-            _pipe ??= _connection.InputPipe.Reader;
-            _state = Active;
-            if (edge)
-            {
-                _connection.EnsureReceiving(); // a no-op once Input has ended
-            }
+            return first;
         }
 
-        HandOverParkedRead();
+        if (!TakeOwnResult())
+        {
+            if (first.Buffer.Length >= minimumSize)
+            {
+                return first;
+            }
+
+            _pipe!.AdvanceTo(first.Buffer.Start);
+        }
+
+        return await _pipe!.ReadAtLeastAsync(minimumSize, cancellationToken).ConfigureAwait(false);
     }
 
-    private void OnParkedReadCancelled()
+    private ReadResult EndParkedRead(short token)
     {
-        ParkedCancellation? cancellation;
-        lock (Gate)
-        {
-            if (!_parked || _state == Active)
-            {
-                return; // completed, or being handed over to the pipe (which sees the same token)
-            }
-
-            _parked = false;
-            cancellation = _parkedCancellation;
-            _parkedCancellation = null;
-        }
-
-        CompleteParked(default, new OperationCanceledException(cancellation?.Token ?? default));
-    }
-
-    /// <summary>Moves a parked read, if any, to the pipe (state Active), completing it with the pipe's result.</summary>
-    private void HandOverParkedRead()
-    {
-        ParkedCancellation? cancellation;
-        lock (Gate)
-        {
-            if (!_parked)
-            {
-                return;
-            }
-
-            _parked = false;
-            cancellation = _parkedCancellation;
-            _parkedCancellation = null;
-        }
-
-        cancellation?.Registration.Dispose();
-        CancellationToken token = cancellation?.Token ?? default;
-        ValueTask<ReadResult> read;
+        ReadinessSlot readiness = _connection.InputChannel.Read;
+        Exception? failure = null;
         try
         {
-            read = _pipe!.ReadAsync(token);
+            ((IValueTaskSource)readiness).GetResult(token);
         }
         catch (Exception e)
         {
-            CompleteParked(default, e);
-            return;
+            failure = e;
         }
 
-        if (read.IsCompleted)
+        lock (Gate)
         {
-            ParkedCompletion.FromRead(this, read);
-            return;
+            bool cancelled = _cancelParked;
+            _cancelParked = false;
+            if (cancelled || failure is OperationCanceledException)
+            {
+                _state = Idle; // nothing was read: the next read parks again (or finds the bytes)
+                if (cancelled)
+                {
+                    _ownResult = true;
+                    return new ReadResult(default, isCanceled: true, isCompleted: false);
+                }
+
+                ExceptionDispatchInfo.Throw(failure!);
+            }
+
+            _pipe ??= _connection.InputPipe.Reader;
+            _state = Active;
         }
 
-        // Only when the first edge brought nothing (a spurious wake-up) or the connection is ending.
-        var completion = new ParkedCompletion(this) { HandOver = read };
-        read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(completion.OnHandOverCompleted);
+        if (failure is not null)
+        {
+            // The readiness closed: abort (its reason), or disposal / the end of Input (as at EOF).
+            if (failure is not ObjectDisposedException)
+            {
+                ExceptionDispatchInfo.Throw(failure);
+            }
+
+            _ownResult = true;
+            return new ReadResult(default, isCanceled: false, isCompleted: true);
+        }
+
+        // The fd is readable: the receive loop starts here, reads what came into the pipe and waits.
+        _connection.EnsureReceiving();
+        try
+        {
+            if (_pipe.TryRead(out ReadResult result))
+            {
+                return result;
+            }
+        }
+        catch (InvalidOperationException) when (_connection.IsDisposed)
+        {
+            // Disposal completed the pipe's reader before this continuation ran: as at EOF.
+            _ownResult = true;
+            return new ReadResult(default, isCanceled: false, isCompleted: true);
+        }
+
+        // Woken with nothing to read after all (no known cause, but epoll does not promise): an empty
+        // result, as a pipe never gives one; the next read waits on the pipe.
+        _ownResult = true;
+        return new ReadResult(default, isCanceled: false, isCompleted: false);
     }
 
-    /// <summary>Completes the parked read on the application's scheduler, as the pipe would.</summary>
-    private void CompleteParked(ReadResult result, Exception? error)
+    private void ThrowIfOwnResultNotAdvanced()
     {
-        PipeScheduler scheduler = _connection.Options.ApplicationScheduler;
-        var completion = new ParkedCompletion(this) { Result = result, Error = error };
-        if (ReferenceEquals(scheduler, PipeScheduler.Inline))
+        if (_ownResult)
         {
-            completion.Set();
-            return;
-        }
-
-        scheduler.Schedule(static s => ((ParkedCompletion)s!).Set(), completion);
-    }
-
-    private void SetParked(ParkedCompletion completion)
-    {
-        if (completion.Error is null)
-        {
-            _completed = completion;
-            _core.SetResult(true);
-        }
-        else
-        {
-            _core.SetException(completion.Error);
+            throw new InvalidOperationException("AdvanceTo must be called after the previous read before reading again.");
         }
     }
 
@@ -438,50 +388,11 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
     private PipeReader PipeOrThrow() =>
         _pipe ?? throw new InvalidOperationException("AdvanceTo was called without a read to advance.");
 
-    /// <summary>What completes a parked read off the idle path (kept out of the reader, which every idle connection holds).</summary>
-    private sealed class ParkedCompletion(InputReader reader)
-    {
-        public ReadResult Result;
-        public Exception? Error;
-        public ValueTask<ReadResult> HandOver;
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => EndParkedRead(token);
 
-        public static void FromRead(InputReader reader, ValueTask<ReadResult> read)
-        {
-            ReadResult result;
-            try
-            {
-                result = read.Result;
-            }
-            catch (Exception e)
-            {
-                reader.CompleteParked(default, e);
-                return;
-            }
-
-            reader.CompleteParked(result, null);
-        }
-
-        public void OnHandOverCompleted() => FromRead(reader, HandOver);
-
-        public void Set() => reader.SetParked(this);
-    }
-
-    private sealed class ParkedCancellation
-    {
-        public CancellationToken Token;
-        public CancellationTokenRegistration Registration;
-    }
-
-    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
-    {
-        _core.GetResult(token);
-        ReadResult result = _completed!.Result;
-        _completed = null;
-        return result;
-    }
-
-    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _core.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) =>
+        ((IValueTaskSource)_connection.InputChannel.Read).GetStatus(token);
 
     void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _core.OnCompleted(continuation, state, token, flags);
+        ((IValueTaskSource)_connection.InputChannel.Read).OnCompleted(continuation, state, token, flags);
 }

@@ -64,12 +64,11 @@ internal sealed class EpollReactor : IDisposable
     }
 
     /// <summary>
-    /// Registers <paramref name="fd"/> (which must be non-blocking). Returns null with the negated
-    /// errno in <paramref name="error"/> when epoll refuses the fd (<c>EPERM</c>: regular files).
+    /// Registers <paramref name="registration"/>'s fd (which must be non-blocking). Returns false with
+    /// the negated errno in <paramref name="error"/> when epoll refuses the fd (<c>EPERM</c>: regular files).
     /// </summary>
-    public Registration? TryRegister(int fd, out int error)
+    public bool TryRegister(Registration registration, out int error)
     {
-        Registration registration;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_stopping, this);
@@ -88,20 +87,20 @@ internal sealed class EpollReactor : IDisposable
                 index = _used++;
             }
 
-            registration = new Registration(this, fd, index, unchecked(++_generation));
+            registration.Attach(this, index, unchecked(++_generation));
             Volatile.Write(ref _table[index], registration);
         }
 
         ulong token = ((ulong)registration.Generation << 32) | (uint)registration.Index;
-        error = Sys.EpollAdd(_epoll.Fd, fd, Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET, token);
+        error = Sys.EpollAdd(_epoll.Fd, registration.Fd, Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET, token);
         if (error < 0)
         {
             Release(registration);
-            return null;
+            return false;
         }
 
         error = 0;
-        return registration;
+        return true;
     }
 
     internal void Remove(Registration registration)

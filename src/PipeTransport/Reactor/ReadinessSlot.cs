@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace PipeTransport.Reactor;
@@ -7,9 +8,10 @@ namespace PipeTransport.Reactor;
 /// waiting) that never loses an edge. Edge-triggered epoll reports each transition once; if it
 /// arrives between the caller's <c>EAGAIN</c> and its wait, the slot is left <c>Ready</c> and the wait
 /// returns at once. One waiter at a time; the wait is a reusable <see cref="IValueTaskSource"/>, so
-/// waiting allocates nothing.
+/// waiting allocates nothing. A <see cref="Registration"/> is its fd's read slot (one object per fd,
+/// like Go's pollDesc); write slots are separate objects made on first use.
 /// </summary>
-internal sealed class ReadinessSlot : IValueTaskSource
+internal class ReadinessSlot : IValueTaskSource
 {
     private const int NotReady = 0;
     private const int Ready = 1;
@@ -19,10 +21,11 @@ internal sealed class ReadinessSlot : IValueTaskSource
     // Starts Ready: nothing is known about a new fd, so the first attempt tries the syscall.
     private int _state = Ready;
     private ManualResetValueTaskSourceCore<bool> _core;
-    private CancellationTokenRegistration _cancellation;
+    // Made on the first cancellable wait and reused: most slots never see a token.
+    private StrongBox<CancellationTokenRegistration>? _cancellation;
     private Exception? _closeReason;
 
-    public bool IsClosed => Volatile.Read(ref _state) == Closed;
+    public bool WaitsClosed => Volatile.Read(ref _state) == Closed;
 
     /// <summary>
     /// Returns at once if an edge arrived since the last wait (consuming it), otherwise when the next
@@ -64,7 +67,7 @@ internal sealed class ReadinessSlot : IValueTaskSource
 
             if (cancellationToken.CanBeCanceled)
             {
-                _cancellation = cancellationToken.UnsafeRegister(
+                (_cancellation ??= new StrongBox<CancellationTokenRegistration>()).Value = cancellationToken.UnsafeRegister(
                     static (slot, token) => ((ReadinessSlot)slot!).Cancel(token), this);
             }
 
@@ -73,44 +76,17 @@ internal sealed class ReadinessSlot : IValueTaskSource
     }
 
     /// <summary>
-    /// Arms the slot with a callback instead of an await, so a parked reader needs no async state
-    /// machine. Returns false, with nothing armed, if an edge is already there (it is consumed) or the
-    /// slot is closed; otherwise <paramref name="callback"/>(<paramref name="state"/>) runs once, inline
-    /// on the thread that signals or closes the slot, unless <see cref="TryDisarm"/> wins first.
-    /// The callback must call <see cref="EndCallbackWait"/>.
+    /// <see cref="WaitAsync"/> for a waiter that presents the wait through an
+    /// <see cref="IValueTaskSource"/> of its own (forwarding <c>GetStatus</c>, <c>OnCompleted</c> and
+    /// <c>GetResult</c> to this slot with <paramref name="token"/>), so that it needs no async state
+    /// machine. If the returned task is not complete, <paramref name="token"/> names the wait.
     /// </summary>
-    public bool WaitWithCallback(Action<object?> callback, object state)
+    public ValueTask BeginWait(bool runContinuationAsynchronously, CancellationToken cancellationToken, out short token)
     {
-        ValueTask wait = WaitAsync(runContinuationAsynchronously: false);
-        if (wait.IsCompleted)
-        {
-            return false;
-        }
-
-        _core.OnCompleted(callback, state, _core.Version, ValueTaskSourceOnCompletedFlags.None);
-        return true;
+        ValueTask wait = WaitAsync(runContinuationAsynchronously, cancellationToken);
+        token = _core.Version;
+        return wait;
     }
-
-    /// <summary>Ends a wait armed by <see cref="WaitWithCallback"/>, inside its callback: true for an edge, false if the slot was closed.</summary>
-    public bool EndCallbackWait()
-    {
-        try
-        {
-            ((IValueTaskSource)this).GetResult(_core.Version);
-            return true;
-        }
-        catch (Exception)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// Takes back a wait armed by <see cref="WaitWithCallback"/>: true if its callback will now never
-    /// run (the slot is left <c>Ready</c>, so the next wait tries the fd once instead of trusting that
-    /// no edge was missed); false if an edge or a close already took it and the callback runs or ran.
-    /// </summary>
-    public bool TryDisarm() => Interlocked.CompareExchange(ref _state, Ready, Waiting) == Waiting;
 
     /// <summary>An edge arrived (reactor thread). Wakes the waiter, or remembers it for the next wait.</summary>
     public void Signal()
@@ -143,7 +119,7 @@ internal sealed class ReadinessSlot : IValueTaskSource
     }
 
     /// <summary>Closes the slot for good: the waiter and every later wait fail with <paramref name="reason"/> (default: ObjectDisposedException).</summary>
-    public void Close(Exception? reason = null)
+    public void CloseWaits(Exception? reason = null)
     {
         _closeReason ??= reason;
         if (Interlocked.Exchange(ref _state, Closed) == Waiting)
@@ -160,12 +136,18 @@ internal sealed class ReadinessSlot : IValueTaskSource
         }
     }
 
+    /// <summary>Why the waits were closed (null: disposal, or not closed).</summary>
+    protected Exception? CloseReason => _closeReason;
+
     private Exception CloseException() => _closeReason ?? new ObjectDisposedException("fd", "The fd was closed while waiting for it to become ready.");
 
     void IValueTaskSource.GetResult(short token)
     {
-        _cancellation.Dispose();
-        _cancellation = default;
+        if (_cancellation is { } cancellation)
+        {
+            cancellation.Value.Dispose();
+            cancellation.Value = default;
+        }
         _core.GetResult(token);
     }
 

@@ -4,31 +4,27 @@ namespace PipeTransport.Reactor;
 
 /// <summary>
 /// One fd registered with one reactor, once, for both directions (<c>EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET</c>).
+/// It is its own read readiness slot (an idle fd is one object, not three); the fd's owner
+/// (<see cref="Connection.FdChannel"/>) derives from it.
 /// </summary>
-internal sealed class Registration
+internal abstract class Registration : ReadinessSlot
 {
     private int _hangUp;
     private int _unregistered;
-    private Exception? _unregisterReason;
     private ReadinessSlot? _write;
 
-    internal Registration(EpollReactor reactor, int fd, int index, uint generation)
-    {
-        Reactor = reactor;
-        Fd = fd;
-        Index = index;
-        Generation = generation;
-    }
+    protected Registration(int fd) => Fd = fd;
 
-    public EpollReactor Reactor { get; }
+    public EpollReactor? Reactor { get; private set; }
 
     public int Fd { get; }
 
-    public int Index { get; }
+    public int Index { get; private set; }
 
-    public uint Generation { get; }
+    public uint Generation { get; private set; }
 
-    public ReadinessSlot Read { get; } = new();
+    /// <summary>Read readiness: this object.</summary>
+    public ReadinessSlot Read => this;
 
     /// <summary>
     /// Write readiness, made on first use: most fds are writable whenever they are written to, and an
@@ -42,6 +38,14 @@ internal sealed class Registration
     /// error instead of blocking, so it is safe to read even with nothing buffered.
     /// </summary>
     public bool HangUpSeen => Volatile.Read(ref _hangUp) != 0;
+
+    /// <summary>The reactor took the fd (under its lock, before <c>epoll_ctl</c>).</summary>
+    internal void Attach(EpollReactor reactor, int index, uint generation)
+    {
+        Reactor = reactor;
+        Index = index;
+        Generation = generation;
+    }
 
     /// <summary>Reactor thread: dispatches one epoll event.</summary>
     internal void OnEvents(uint events)
@@ -67,18 +71,17 @@ internal sealed class Registration
     /// Removes the fd from epoll (the fd must still be open) and wakes both waiters with
     /// <paramref name="reason"/>. Idempotent.
     /// </summary>
-    public void Unregister(Exception? reason = null)
+    public void RemoveFromReactor(Exception? reason = null)
     {
         if (Interlocked.Exchange(ref _unregistered, 1) != 0)
         {
             return;
         }
 
-        _unregisterReason = reason;
-        Reactor.Remove(this);
-        Read.Close(reason);
+        Reactor!.Remove(this);
+        CloseWaits(reason);
         Interlocked.MemoryBarrier();
-        Volatile.Read(ref _write)?.Close(reason);
+        Volatile.Read(ref _write)?.CloseWaits(reason);
     }
 
     private ReadinessSlot CreateWrite()
@@ -87,7 +90,7 @@ internal sealed class Registration
         ReadinessSlot slot = Interlocked.CompareExchange(ref _write, made, null) ?? made;
         if (Volatile.Read(ref _unregistered) != 0)
         {
-            slot.Close(_unregisterReason); // unregistered while this was made: as closed as the first one
+            slot.CloseWaits(CloseReason); // unregistered while this was made: as closed as the read side
         }
 
         return slot;
