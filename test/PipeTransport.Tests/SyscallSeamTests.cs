@@ -47,6 +47,7 @@ public class SyscallSeamTests
             .Returns((int fd, ReadOnlySequence<byte> buffer) => Interrupt() ? -Libc.EINTR : LinuxSyscalls.Instance.Write(fd, buffer));
         mock.Setup(s => s.BytesAvailable(It.IsAny<int>()))
             .Returns((int fd) => Interrupt() ? -Libc.EINTR : LinuxSyscalls.Instance.BytesAvailable(fd));
+        mock.Setup(s => s.ShortReadMeansDrained).Returns(true); // EINTR aside, reads are the kernel's
         var options = new FdConnectionOptions { Syscalls = mock.Object };
 
         (FdConnection a, FdConnection b) = Open(kind, options);
@@ -132,6 +133,42 @@ public class SyscallSeamTests
         }
     }
 
+    /// <summary>
+    /// After a short read of a pipe or stream socket the receive loop waits for the next edge without
+    /// asking the fd again (Linux: a short read drained it). A syscall layer that cuts reads short
+    /// on purpose says so (<see cref="ISyscalls.ShortReadMeansDrained"/> false) and the loop asks
+    /// FIONREAD instead; without that, the bytes left behind would wait for an edge that never comes.
+    /// </summary>
+    [TestCaseSource(nameof(Kinds)), CancelAfter(30_000)]
+    public async Task Reads_cut_short_by_the_syscall_layer_still_deliver_every_byte(string kind, CancellationToken ct)
+    {
+        int shortened = 0;
+        Mock<ISyscalls> mock = Forwarding();
+        mock.Setup(s => s.ShortReadMeansDrained).Returns(false);
+        mock.Setup(s => s.Read(It.IsAny<int>(), It.IsAny<Memory<byte>>()))
+            .Returns((int fd, Memory<byte> buffer) =>
+            {
+                if (buffer.Length > 1)
+                {
+                    Interlocked.Increment(ref shortened);
+                    buffer = buffer[..(buffer.Length / 3 + 1)];
+                }
+
+                return LinuxSyscalls.Instance.Read(fd, buffer);
+            });
+        (FdConnection a, FdConnection b) = Open(kind, new FdConnectionOptions { Syscalls = mock.Object });
+        await using (a)
+        await using (b)
+        {
+            byte[] data = RandomBytes(1024 * 1024, 4);
+            Task<byte[]> received = ReadToEndAsync(b.Input, ct);
+            await SendAsync(a.Output, data, 100_000, ct, writeChunk: 5000);
+            Assert.That(await received, Is.EqualTo(data));
+        }
+
+        Assert.That(shortened, Is.GreaterThan(10), "reads were cut short");
+    }
+
     [TestCaseSource(nameof(Kinds)), CancelAfter(30_000)]
     public async Task Short_writes_still_deliver_every_byte_in_order(string kind, CancellationToken ct)
     {
@@ -183,6 +220,7 @@ public class SyscallSeamTests
             .Returns((int fd, ReadOnlySequence<byte> buffer) => LinuxSyscalls.Instance.Write(fd, buffer));
         mock.Setup(s => s.BytesAvailable(It.IsAny<int>()))
             .Returns((int fd) => LinuxSyscalls.Instance.BytesAvailable(fd));
+        mock.Setup(s => s.ShortReadMeansDrained).Returns(true);
         return mock;
     }
 

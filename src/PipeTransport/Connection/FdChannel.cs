@@ -14,6 +14,7 @@ namespace PipeTransport.Connection;
 internal sealed class FdChannel : Registration
 {
     private readonly bool _disposeHandle;
+    private bool _drainedByShortRead;
     private bool _restoreBlocking;
     private bool _registered;
     private string? _name;
@@ -37,6 +38,13 @@ internal sealed class FdChannel : Registration
 
     public bool Pollable => _registered;
 
+    /// <summary>
+    /// A read that returns less than asked for means nothing more is buffered (a pipe, a stream
+    /// socket; not a tty, whose reads stop at a line, or a datagram socket), so after it the next
+    /// readiness edge can be awaited without asking the fd again.
+    /// </summary>
+    public bool DrainedByShortRead => _drainedByShortRead;
+
     /// <summary>How errors name this fd: a path, an endpoint or <c>fd N</c>.</summary>
     public string Name => _name ??= $"fd {Fd}";
 
@@ -47,7 +55,8 @@ internal sealed class FdChannel : Registration
     {
         bool added = false;
         handle.DangerousAddRef(ref added);
-        var channel = new FdChannel(handle, handle.Fd, kind, disposeHandle: true, name);
+        // Only stream sockets are made here (listen, accept, connect).
+        var channel = new FdChannel(handle, handle.Fd, kind, disposeHandle: true, name) { _drainedByShortRead = kind is FdKind.Socket or FdKind.Pipe };
         if (!reactor.TryRegister(channel, out int error))
         {
             handle.DangerousRelease();
@@ -97,7 +106,11 @@ internal sealed class FdChannel : Registration
                 throw PipeTransportException.FromResult(wasNonBlocking, "fcntl(O_NONBLOCK)", name ?? $"fd {fd}");
             }
 
-            var channel = new FdChannel(handle, fd, kind, disposeHandle, name);
+            var channel = new FdChannel(handle, fd, kind, disposeHandle, name)
+            {
+                _drainedByShortRead = kind == FdKind.Pipe
+                    || (kind == FdKind.Socket && Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_TYPE, out int type) == 0 && type == Libc.SOCK_STREAM),
+            };
             if (!reactor.TryRegister(channel, out int error))
             {
                 if (error != -Libc.EPERM)

@@ -11,6 +11,8 @@ internal sealed unsafe class LinuxSyscalls : ISyscalls
 
     public static readonly LinuxSyscalls Instance = new();
 
+    public bool ShortReadMeansDrained => true;
+
     private LinuxSyscalls()
     {
     }
