@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using PipeTransport.Perf.Children;
 using PipeTransport.Perf.Harness;
+using PipeTransport.Perf.Kestrel;
 using PipeTransport.Perf.Scenarios;
 
 namespace PipeTransport.Perf;
@@ -33,6 +34,8 @@ internal static class Program
                     return await IdleServer.RunAsync(args[1], int.Parse(args[2], inv));
                 case "idle-clients" when args.Length == 3:
                     return await IdleClients.RunAsync(int.Parse(args[1], inv), int.Parse(args[2], inv));
+                case "kestrel-server" when args.Length == 2:
+                    return await KestrelServer.RunAsync(args[1]);
             }
         }
 
@@ -58,12 +61,14 @@ internal static class Program
         var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor, 1 MiB output pause threshold)" };
         var bridgeBlock = new Option<string>("--bridge-block") { Description = "pipebridge's -b in the bridge scenarios (0: its default)", DefaultValueFactory = _ => "0" };
         var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
+        var wrkDuration = new Option<int>("--wrk-duration") { Description = "Seconds per timed wrk run (Kestrel scenarios)", DefaultValueFactory = _ => 5 };
 
         var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "
             + "runs alternating between variants, a markdown table with the median, min, max and ratios on stdout.")
         {
             scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra, bridgeBlock,
         };
+        command.Options.Add(wrkDuration);
         command.SetAction(async (parse, ct) =>
         {
             var settings = new PerfSettings(
@@ -77,7 +82,10 @@ internal static class Program
                 TimeSpan.FromSeconds(parse.GetValue(timeout)),
                 parse.GetValue(variant) ?? [],
                 parse.GetValue(extra),
-                checked((int)ByteSize.Parse(parse.GetValue(bridgeBlock)!)));
+                checked((int)ByteSize.Parse(parse.GetValue(bridgeBlock)!)))
+            {
+                WrkSeconds = Math.Max(1, parse.GetValue(wrkDuration)),
+            };
             string[] names = parse.GetValue(scenarios) is { Length: > 0 } given ? given : ["fifo"];
             return await RunAsync(ScenarioCatalog.Select(names), settings, args);
         });

@@ -17,12 +17,14 @@ internal sealed class FifoConnectionListener : IConnectionListener
     private readonly FdConnectionOptions _connectionOptions;
     private readonly MemoryPool<byte> _memoryPool;
     private readonly bool _ownsMemoryPool;
+    private readonly bool _dispatch;
     private readonly List<string> _createdFifos = [];
     private readonly CancellationTokenSource _unbind = new();
     private Task _previousConnectionDisposed = Task.CompletedTask;
 
-    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool)
+    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch)
     {
+        _dispatch = dispatch;
         _endPoint = endPoint;
         _connectionOptions = connectionOptions;
         _memoryPool = memoryPool;
@@ -32,9 +34,9 @@ internal sealed class FifoConnectionListener : IConnectionListener
     public EndPoint EndPoint => _endPoint;
 
     /// <summary>Creates missing FIFOs (like socat's <c>PIPE:</c>) and refuses paths that are something else.</summary>
-    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool)
+    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch)
     {
-        var listener = new FifoConnectionListener(endPoint, connectionOptions, memoryPool, ownsMemoryPool);
+        var listener = new FifoConnectionListener(endPoint, connectionOptions, memoryPool, ownsMemoryPool, dispatch);
         try
         {
             listener.EnsureFifo(endPoint.ReadPath, mode);
@@ -90,7 +92,7 @@ internal sealed class FifoConnectionListener : IConnectionListener
             var connection = FdConnection.FromFds(input, output, _connectionOptions);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
-            return new PipeConnectionContext(connection, _memoryPool, disposed)
+            return new PipeConnectionContext(connection, _memoryPool, _dispatch, disposed)
             {
                 LocalEndPoint = _endPoint,
                 RemoteEndPoint = _endPoint,

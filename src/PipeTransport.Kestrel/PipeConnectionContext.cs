@@ -26,25 +26,31 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private readonly FdConnection _connection;
     private readonly TaskCompletionSource? _disposed;
     private readonly long _id;
+    private readonly bool _dispatch;
     private string? _connectionId;
     private IDictionary<object, object?>? _items;
     private IDuplexPipe _transport;
     private PipeReader? _input;
     private PipeWriter? _output;
-    private readonly CancellationTokenSource _closed = new();
-    private readonly CancellationTokenRegistration _fdConnectionClosed;
     private CancellationToken? _connectionClosedOverride;
 
-    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, TaskCompletionSource? disposed = null)
+    /// <param name="connection">The accepted connection; its pipes complete the application side inline.</param>
+    /// <param name="memoryPool">Kestrel's memory pool feature.</param>
+    /// <param name="dispatch">
+    /// Hop to the thread pool before Kestrel continues after a read or flush that waited (false with
+    /// <see cref="PipeTransportOptions.UnsafePreferInlineScheduling"/>).
+    /// </param>
+    /// <param name="disposed">Completed when Kestrel has disposed the connection (FIFO listener).</param>
+    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, TaskCompletionSource? disposed = null)
     {
         _connection = connection;
+        _dispatch = dispatch;
         _disposed = disposed;
         _id = ConnectionIdGenerator.Next();
         _transport = this;
         MemoryPool = memoryPool;
         LocalEndPoint = connection.LocalEndPoint;
         RemoteEndPoint = connection.RemoteEndPoint;
-        _fdConnectionClosed = connection.Closed.UnsafeRegister(static state => ((PipeConnectionContext)state!).FireConnectionClosed(), this);
     }
 
     public override string ConnectionId
@@ -67,9 +73,9 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         set => _transport = value;
     }
 
-    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this);
+    PipeReader IDuplexPipe.Input => _input ??= new TransportInput(_connection.Input, this, _dispatch);
 
-    PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output);
+    PipeWriter IDuplexPipe.Output => _output ??= new TransportOutput(_connection.Output, _dispatch);
 
     public MemoryPool<byte> MemoryPool { get; }
 
@@ -81,10 +87,12 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     /// Fires when the connection is over: both directions ended, an abort, or a reset from the peer.
     /// Not when the peer merely half-closes (sends FIN after its request): Kestrel takes this token as
     /// "the client is gone" and would abort the response, which is what half-close must not do.
+    /// This is the core's <see cref="FdConnection.Closed"/> itself (its callbacks run on the thread pool),
+    /// not a second token source linked to it: one token source and one registration less per connection.
     /// </summary>
     public override CancellationToken ConnectionClosed
     {
-        get => _connectionClosedOverride ?? _closed.Token;
+        get => _connectionClosedOverride ?? _connection.Closed;
         set => _connectionClosedOverride = value;
     }
 
@@ -94,26 +102,10 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
 
     /// <summary>
     /// The peer reset the connection (seen on Input). Nothing more can be sent either, so the
-    /// connection is torn down now and Kestrel told at once, before it tries to drain the request body
-    /// or write a response to a dead peer.
+    /// connection is torn down now (which fires <see cref="ConnectionClosed"/>), before Kestrel tries to
+    /// drain the request body or write a response to a dead peer.
     /// </summary>
-    internal void OnReset(Exception reason)
-    {
-        FireConnectionClosed();
-        _connection.Abort(reason);
-    }
-
-    private void FireConnectionClosed()
-    {
-        try
-        {
-            _closed.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Disposed: Kestrel is done with the connection and with its token.
-        }
-    }
+    internal void OnReset(Exception reason) => _connection.Abort(reason);
 
     /// <summary>
     /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop
@@ -130,8 +122,6 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         }
         finally
         {
-            await _fdConnectionClosed.DisposeAsync().ConfigureAwait(false);
-            _closed.Dispose();
             _disposed?.TrySetResult();
         }
     }

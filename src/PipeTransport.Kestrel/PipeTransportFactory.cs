@@ -34,16 +34,17 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         ArgumentNullException.ThrowIfNull(endpoint);
         var connectionOptions = _options.CreateConnectionOptions(GetReactorGroup());
         var (memoryPool, ownsMemoryPool) = CreateMemoryPool();
+        var dispatch = !_options.UnsafePreferInlineScheduling;
         try
         {
             IConnectionListener listener = endpoint switch
             {
-                FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, memoryPool, ownsMemoryPool),
+                FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, memoryPool, ownsMemoryPool, dispatch),
                 FileHandleEndPoint handle => new SocketConnectionListener(
                     FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
-                    memoryPool, ownsMemoryPool),
+                    memoryPool, ownsMemoryPool, dispatch),
                 IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
-                    Bind(endpoint, CreateListenerOptions(connectionOptions)), memoryPool, ownsMemoryPool),
+                    Bind(endpoint, CreateListenerOptions(connectionOptions)), memoryPool, ownsMemoryPool, dispatch),
                 _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
             };
             return new ValueTask<IConnectionListener>(listener);

@@ -71,7 +71,9 @@ public sealed class PipeTransportOptions
             OutputPauseThreshold = OutputPauseThreshold,
             OutputResumeThreshold = OutputResumeThreshold,
             InlineTransportScheduling = InlineTransportScheduling,
-            ApplicationScheduler = UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
+            // Inline in either case: the pipes complete Kestrel's side inline and TransportInput/TransportOutput
+            // make the thread-pool hop themselves (unless UnsafePreferInlineScheduling), without allocating.
+            ApplicationScheduler = PipeScheduler.Inline,
             NoDelay = NoDelay,
             ReactorGroup = reactorGroup,
         };

@@ -9,7 +9,7 @@ namespace PipeTransport.Kestrel;
 /// A listening TCP or Unix socket (bound here, or inherited through a <see cref="FileHandleEndPoint"/>)
 /// whose accepted connections Kestrel serves.
 /// </summary>
-internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool ownsMemoryPool) : IConnectionListener
+internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch) : IConnectionListener
 {
     private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(1);
     private int _unbound;
@@ -42,7 +42,7 @@ internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<b
                 }
                 continue;
             }
-            return connection is null ? null : new PipeConnectionContext(connection, memoryPool);
+            return connection is null ? null : new PipeConnectionContext(connection, memoryPool, dispatch);
         }
     }
 

@@ -27,6 +27,9 @@ internal sealed record PerfSettings(
 {
     public const int Seed = 20261127;
 
+    /// <summary>Seconds of one timed <c>wrk</c> run (Kestrel scenarios).</summary>
+    public int WrkSeconds { get; init; } = 5;
+
     /// <summary>Warm-up runs move less data: they only have to get every path jitted.</summary>
     public long WarmupSize => Math.Min(Size, 64L << 20);
 }

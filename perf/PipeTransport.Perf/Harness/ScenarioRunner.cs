@@ -36,6 +36,11 @@ internal static class ScenarioRunner
             }
         }
 
+        if (scenario is IAsyncDisposable disposable)
+        {
+            await disposable.DisposeAsync(); // e.g. server processes kept up across the runs
+        }
+
         return new ScenarioResult(scenario, stats);
     }
 

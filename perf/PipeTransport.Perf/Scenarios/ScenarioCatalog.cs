@@ -1,4 +1,5 @@
 using PipeTransport.Perf.Harness;
+using PipeTransport.Perf.Kestrel;
 
 namespace PipeTransport.Perf.Scenarios;
 
@@ -16,6 +17,7 @@ internal static class ScenarioCatalog
         new IdleMemoryScenario(),
         new BridgeFifoScenario(),
         new BridgeTcpUnixScenario(),
+        .. KestrelScenarios.All,
     ];
 
     public static readonly IReadOnlyDictionary<string, string[]> Groups = new Dictionary<string, string[]>
@@ -23,6 +25,7 @@ internal static class ScenarioCatalog
         ["fifo"] = ["fifo-read", "fifo-copy"],
         ["sockets"] = ["tcp", "unix", "pingpong-tcp", "pingpong-unix", "idle-tcp"],
         ["bridge"] = ["bridge-fifo", "bridge-tcp-unix"],
+        ["kestrel"] = KestrelScenarios.All.Select(s => s.Name).ToArray(),
         ["all"] = All.Select(s => s.Name).ToArray(),
     };
 

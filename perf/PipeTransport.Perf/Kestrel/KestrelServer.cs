@@ -1,31 +1,31 @@
-using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using PipeTransport.Kestrel;
 
-namespace PipeTransport.Kestrel.Perf;
+namespace PipeTransport.Perf.Kestrel;
 
 /// <summary>
-/// The app under test, identical on every transport: /plaintext (13 bytes, TechEmpower style), /64k
-/// (one 64 KiB body) and /stats (RSS and managed heap after a full GC, for the idle-memory measure).
+/// Child mode <c>kestrel-server sockets|pipe|pipe-inline</c>: the app under test, identical on every
+/// transport, on a free loopback port: <c>/plaintext</c> (13 bytes, TechEmpower style), <c>/64k</c> (one
+/// 64 KiB body) and <c>/stats</c> (RSS and managed heap after an aggressive compacting GC, for the
+/// idle-memory scenario). Prints "ready PORT", serves until stdin closes.
 /// </summary>
-internal static class PerfServer
+internal static class KestrelServer
 {
     private static readonly byte[] s_hello = "Hello, World!"u8.ToArray();
     private static readonly byte[] s_64k = Enumerable.Range(0, 64 * 1024).Select(i => (byte)('a' + i % 26)).ToArray();
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string transport)
     {
-        var transport = Arg(args, "--transport") ?? "pipe";
-        var port = int.Parse(Arg(args, "--port") ?? "5000", System.Globalization.CultureInfo.InvariantCulture);
-
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(IPAddress.Loopback, port);
+            k.Listen(IPAddress.Loopback, 0);
             k.AddServerHeader = false;
         });
         switch (transport)
@@ -42,11 +42,10 @@ internal static class PerfServer
                 throw new ArgumentException($"unknown transport {transport}");
         }
 
-        var app = builder.Build();
+        await using var app = builder.Build();
         app.Run(context =>
         {
-            var path = context.Request.Path.Value;
-            var body = path switch
+            var body = context.Request.Path.Value switch
             {
                 "/plaintext" => s_hello,
                 "/64k" => s_64k,
@@ -58,13 +57,17 @@ internal static class PerfServer
                 context.Response.StatusCode = 404;
                 return Task.CompletedTask;
             }
+
             context.Response.ContentType = "text/plain";
             context.Response.ContentLength = body.Length;
             return context.Response.Body.WriteAsync(body, 0, body.Length);
         });
         await app.StartAsync();
-        Console.WriteLine("READY");
-        // The parent stops us by closing stdin.
+        string address = app.Urls.Single();
+        Console.Out.WriteLine("ready " + new Uri(address).Port.ToString(CultureInfo.InvariantCulture));
+        Console.Out.Flush();
+
+        // The harness stops us by closing stdin.
         await Console.In.ReadToEndAsync();
         await app.StopAsync();
         return 0;
@@ -72,16 +75,14 @@ internal static class PerfServer
 
     private static byte[] Stats()
     {
-        GC.Collect();
+        // As in idle-server: compact and give free GC memory back to the OS, so RSS counts what the
+        // connections hold rather than garbage left by accepting them.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
-        GC.Collect();
-        using var process = Process.GetCurrentProcess();
-        return System.Text.Encoding.ASCII.GetBytes($"{process.WorkingSet64} {GC.GetTotalMemory(false)}");
-    }
-
-    internal static string? Arg(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        long heap = GC.GetTotalMemory(forceFullCollection: true);
+        string[] statm = File.ReadAllText("/proc/self/statm").Split(' ');
+        long rss = long.Parse(statm[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        return System.Text.Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{rss} {heap}"));
     }
 }

@@ -1,0 +1,19 @@
+namespace PipeTransport.Perf.Kestrel;
+
+/// <summary>The transports of the Kestrel scenarios: the subject, its baseline and the tuning variant.</summary>
+internal static class KestrelTransports
+{
+    public const string Pipe = "pipe";
+
+    public const string Sockets = "sockets";
+
+    public const string PipeInline = "pipe-inline";
+
+    public static string DisplayName(string transport) => transport switch
+    {
+        Pipe => "UsePipeTransport()",
+        Sockets => "Kestrel Sockets transport",
+        PipeInline => "UsePipeTransport(UnsafePreferInlineScheduling)",
+        _ => transport,
+    };
+}

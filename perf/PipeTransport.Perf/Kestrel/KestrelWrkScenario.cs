@@ -1,0 +1,56 @@
+using PipeTransport.Perf.Harness;
+
+namespace PipeTransport.Perf.Kestrel;
+
+/// <summary>
+/// Issue 4: the same ASP.NET Core app on <c>UsePipeTransport()</c> and on Kestrel's default Sockets
+/// transport, each in its own <c>kestrel-server</c> child process, driven by <c>wrk -t1</c> for
+/// <c>--wrk-duration</c> seconds per run at a fixed connection count; the value is wrk's requests/s.
+/// The servers start at the scenario's first run and stay up until it ends, so the warm-up run gets
+/// them jitted and every timed run meets a warm server.
+/// </summary>
+internal sealed class KestrelWrkScenario(string path, int connections) : IScenario, IAsyncDisposable
+{
+    private const int WarmupSeconds = 2;
+
+    private readonly Dictionary<string, KestrelServerProcess> _servers = [];
+    private IReadOnlyList<Variant>? _variants;
+
+    public string Name => $"kestrel-{path.TrimStart('/')}-{connections}";
+
+    public string Description => $"Kestrel, {(path == "/plaintext" ? "plaintext (13-byte response)" : "64 KiB response")}, wrk -t1 -c{connections}, server in its own process";
+
+    public string Unit => "requests/s";
+
+    public bool HigherIsBetter => true;
+
+    // Built once: the report tells the subject by reference.
+    public IReadOnlyList<Variant> Variants => _variants ??=
+    [
+        new(KestrelTransports.DisplayName(KestrelTransports.Pipe), c => RunAsync(c, KestrelTransports.Pipe)),
+        new(KestrelTransports.DisplayName(KestrelTransports.Sockets), c => RunAsync(c, KestrelTransports.Sockets), 1.1),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeInline), c => RunAsync(c, KestrelTransports.PipeInline), Extra: true),
+    ];
+
+    private async Task<Sample> RunAsync(RunContext context, string transport)
+    {
+        if (!_servers.TryGetValue(transport, out var server))
+        {
+            server = await KestrelServerProcess.StartAsync(transport, null, context.CancellationToken);
+            _servers[transport] = server;
+        }
+
+        int seconds = context.IsWarmup ? WarmupSeconds : context.Settings.WrkSeconds;
+        return await Wrk.RunAsync(server.Port, path, connections, seconds, context.CancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var server in _servers.Values)
+        {
+            await server.DisposeAsync();
+        }
+
+        _servers.Clear();
+    }
+}
