@@ -21,6 +21,18 @@ internal static class FdConnections
     };
 
     /// <summary>
+    /// Transport work on the thread pool (<c>InlineTransportScheduling = false</c>) and the
+    /// application inline after it: the reactor only dispatches, and one pool thread reads the fd and
+    /// runs the application (what .NET's sockets do), so no second hop per read.
+    /// </summary>
+    public static FdConnectionOptions PoolOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ApplicationScheduler = System.IO.Pipelines.PipeScheduler.Inline,
+        InlineTransportScheduling = false,
+    };
+
+    /// <summary>
     /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
     /// (the default group hands each fd to the next reactor, round-robin).
     /// </summary>

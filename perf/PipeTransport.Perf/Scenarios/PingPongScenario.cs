@@ -33,6 +33,7 @@ internal sealed class PingPongScenario(SocketKind kind) : IScenario
         new("FdConnection", c => RunFdConnectionAsync(c, FdConnections.Options(c))),
         new("async Socket", RunSocketAsync, 1.2),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
+        new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)

@@ -35,6 +35,7 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
         new("raw Socket.SendAsync/ReceiveAsync", RunRawSocketAsync),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunFdConnectionAsync(c, FdConnections.LargeOutputOptions(c)), Extra: true),
+        new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
