@@ -81,13 +81,18 @@ public sealed class RawFdWriterTests
         using RawFd fd = RawFd.Create(writeEnd);
         var writer = new RawFdWriter(fd, continueOnReactor: continueOnReactor);
         await writer.WriteAsync(new ReadOnlySequence<byte>(new byte[64 * 1024]), cancellationToken); // the pipe is full now
+        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task<bool> onPool = Task.Run(async () =>
         {
             ValueTask write = writer.WriteAsync(new ReadOnlySequence<byte>(new byte[4096]), cancellationToken);
             Assert.That(write.IsCompleted, Is.False, "the write must wait");
+            waiting.SetResult();
             await write;
             return Thread.CurrentThread.IsThreadPoolThread;
         }, cancellationToken);
+
+        // Drain only once the write waits: draining earlier can let it complete without waiting.
+        await Task.WhenAny(waiting.Task, onPool).WaitAsync(cancellationToken);
         Task<byte[]> drain = ReadToEndAsync(readEnd, cancellationToken);
         Assert.That(await onPool, Is.EqualTo(!continueOnReactor));
         fd.Dispose();
