@@ -3,6 +3,8 @@ using Microsoft.Win32.SafeHandles;
 using Mono.Unix.Native;
 using NUnit.Framework;
 
+using static PipeTransport.Bridge.Tests.AnonymousPipes;
+
 namespace PipeTransport.Bridge.Tests;
 
 /// <summary>
@@ -123,21 +125,5 @@ public sealed class RawFdWriterTests
             Next = next;
             return next;
         }
-    }
-
-    private static (SafeFdHandle Read, SafeFdHandle Write) Pipe()
-    {
-        Assert.That(Syscall.pipe(out int readFd, out int writeFd), Is.Zero);
-        return (new SafeFdHandle(readFd), new SafeFdHandle(writeFd));
-    }
-
-    /// <summary>Blocking reads of a pipe's read end on a thread, to EOF.</summary>
-    private static async Task<byte[]> ReadToEndAsync(SafeFdHandle readEnd, CancellationToken cancellationToken)
-    {
-        using var reader = new FileStream(new SafeFileHandle(readEnd.Fd, ownsHandle: false), FileAccess.Read, 0);
-        var received = new MemoryStream();
-        await Task.Run(() => reader.CopyTo(received), cancellationToken);
-        readEnd.Dispose();
-        return received.ToArray();
     }
 }

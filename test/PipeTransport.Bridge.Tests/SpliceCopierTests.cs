@@ -2,6 +2,8 @@ using Microsoft.Win32.SafeHandles;
 using Mono.Unix.Native;
 using NUnit.Framework;
 
+using static PipeTransport.Bridge.Tests.AnonymousPipes;
+
 namespace PipeTransport.Bridge.Tests;
 
 /// <summary>The library's <see cref="SpliceCopier"/> on its own, over anonymous pipes and socket pairs.</summary>
@@ -146,21 +148,5 @@ public sealed class SpliceCopierTests
         {
             File.Delete(path);
         }
-    }
-
-    private static (SafeFdHandle Read, SafeFdHandle Write) Pipe()
-    {
-        Assert.That(Syscall.pipe(out int readFd, out int writeFd), Is.Zero);
-        return (new SafeFdHandle(readFd), new SafeFdHandle(writeFd));
-    }
-
-    /// <summary>Blocking reads of a pipe's read end on a thread, to EOF.</summary>
-    private static async Task<byte[]> ReadToEndAsync(SafeFdHandle readEnd, CancellationToken cancellationToken)
-    {
-        using var reader = new FileStream(new SafeFileHandle(readEnd.Fd, ownsHandle: false), FileAccess.Read, 0);
-        var received = new MemoryStream();
-        await Task.Run(() => reader.CopyTo(received), cancellationToken);
-        readEnd.Dispose();
-        return received.ToArray();
     }
 }
