@@ -55,6 +55,26 @@ internal sealed class StreamHash
         _carryLength = data.Length - whole;
     }
 
+    /// <summary>
+    /// Hashes everything <paramref name="input"/> delivers until EOF, completes it and returns the
+    /// timestamp (<see cref="System.Diagnostics.Stopwatch"/>) taken at EOF, before the completion.
+    /// </summary>
+    public async Task<long> AppendToEndAsync(System.IO.Pipelines.PipeReader input, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken);
+            Append(result.Buffer);
+            input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                long end = System.Diagnostics.Stopwatch.GetTimestamp();
+                await input.CompleteAsync();
+                return end;
+            }
+        }
+    }
+
     public ulong Finish()
     {
         ulong h = BitOperations.RotateLeft(_a, 1) + BitOperations.RotateLeft(_b, 7)

@@ -45,18 +45,7 @@ internal sealed class FifoReadScenario : IScenario
     {
         await using var connection = await FdConnections.OpenFifoReaderAsync(path, options, context);
         var input = connection.Input;
-        while (true)
-        {
-            var result = await input.ReadAsync(context.CancellationToken);
-            hash.Append(result.Buffer);
-            input.AdvanceTo(result.Buffer.End);
-            if (result.IsCompleted)
-            {
-                long end = Stopwatch.GetTimestamp();
-                await input.CompleteAsync();
-                return end;
-            }
-        }
+        return await hash.AppendToEndAsync(input, context.CancellationToken);
     }
 
     private static async Task<long> ReadWithStreamPipeReaderAsync(RunContext context, string path, StreamHash hash)
@@ -68,18 +57,7 @@ internal sealed class FifoReadScenario : IScenario
             context.CancellationToken);
         var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
             bufferSize: context.Settings.BufferSize, minimumReadSize: Math.Min(context.Settings.BufferSize, 4096)));
-        while (true)
-        {
-            var result = await input.ReadAsync(context.CancellationToken);
-            hash.Append(result.Buffer);
-            input.AdvanceTo(result.Buffer.End);
-            if (result.IsCompleted)
-            {
-                long end = Stopwatch.GetTimestamp();
-                await input.CompleteAsync();
-                return end;
-            }
-        }
+        return await hash.AppendToEndAsync(input, context.CancellationToken);
     }
 
     private static async Task<long> ReadWithSyscallLoopAsync(RunContext context, string path, StreamHash hash)

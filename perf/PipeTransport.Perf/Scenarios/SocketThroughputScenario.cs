@@ -133,19 +133,6 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
         await output.CompleteAsync();
     }
 
-    private static async Task<long> ReceiveAsync(RunContext context, PipeReader input, StreamHash hash)
-    {
-        while (true)
-        {
-            var result = await input.ReadAsync(context.CancellationToken);
-            hash.Append(result.Buffer);
-            input.AdvanceTo(result.Buffer.End);
-            if (result.IsCompleted)
-            {
-                long end = Stopwatch.GetTimestamp();
-                await input.CompleteAsync();
-                return end;
-            }
-        }
-    }
+    private static Task<long> ReceiveAsync(RunContext context, PipeReader input, StreamHash hash) =>
+        hash.AppendToEndAsync(input, context.CancellationToken);
 }

@@ -39,9 +39,12 @@ internal sealed class FdChannel : Registration
     public bool Pollable => _registered;
 
     /// <summary>
-    /// A read that returns less than asked for means nothing more is buffered (a pipe, a stream
-    /// socket; not a tty, whose reads stop at a line, or a datagram socket), so after it the next
-    /// readiness edge can be awaited without asking the fd again.
+    /// A read that returns less than asked for means nothing more is buffered and every later byte
+    /// brings its own readiness edge (a stream socket: each segment queued wakes epoll), so after it
+    /// the next edge can be awaited without asking the fd again. Not a tty (reads stop at a line), a
+    /// datagram socket, or a pipe: a pipe write wakes the reader once while it may still be copying
+    /// in, so a reader that waited after a short read lost a writer cycle each time (FIFO read fell
+    /// from 2.4 to 1.3 GiB/s); pipes ask FIONREAD instead.
     /// </summary>
     public bool DrainedByShortRead => _drainedByShortRead;
 
@@ -56,7 +59,7 @@ internal sealed class FdChannel : Registration
         bool added = false;
         handle.DangerousAddRef(ref added);
         // Only stream sockets are made here (listen, accept, connect).
-        var channel = new FdChannel(handle, handle.Fd, kind, disposeHandle: true, name) { _drainedByShortRead = kind is FdKind.Socket or FdKind.Pipe };
+        var channel = new FdChannel(handle, handle.Fd, kind, disposeHandle: true, name) { _drainedByShortRead = kind == FdKind.Socket };
         if (!reactor.TryRegister(channel, out int error))
         {
             handle.DangerousRelease();
@@ -108,8 +111,7 @@ internal sealed class FdChannel : Registration
 
             var channel = new FdChannel(handle, fd, kind, disposeHandle, name)
             {
-                _drainedByShortRead = kind == FdKind.Pipe
-                    || (kind == FdKind.Socket && Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_TYPE, out int type) == 0 && type == Libc.SOCK_STREAM),
+                _drainedByShortRead = kind == FdKind.Socket && Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_TYPE, out int type) == 0 && type == Libc.SOCK_STREAM,
             };
             if (!reactor.TryRegister(channel, out int error))
             {

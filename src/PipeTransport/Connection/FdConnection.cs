@@ -449,7 +449,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         // holds no memory, and a FIFO whose writer has not come yet (read() says 0) is not taken for EOF.
         // The question is skipped when the answer is known: after a readiness edge that came while
         // the loop waited (new bytes, or a hang-up whose read says EOF or the error), read at once;
-        // after a short read of a pipe or stream socket (drained), wait for the next edge at once.
+        // after a short read of a stream socket (drained), wait for the next edge at once.
         // In a request/response exchange that is one syscall per message instead of three.
         bool probe = channel.Pollable;
         bool waitAfterShortRead = probe && channel.DrainedByShortRead && _options.Syscalls.ShortReadMeansDrained;

@@ -19,7 +19,7 @@ internal interface ISyscalls
     int BytesAvailable(int fd);
 
     /// <summary>
-    /// Whether a short <see cref="Read"/> of a non-blocking pipe or stream socket means the kernel had
+    /// Whether a short <see cref="Read"/> of a non-blocking stream socket means the kernel had
     /// nothing more (true of Linux; a fake that cuts reads short on purpose says false, and the
     /// receive loop then asks FIONREAD instead of waiting for the next edge).
     /// </summary>
