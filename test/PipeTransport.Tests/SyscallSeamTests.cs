@@ -211,7 +211,7 @@ public class SyscallSeamTests
     }
 
     /// <summary>A strict mock that forwards every call to the real system calls.</summary>
-    private static Mock<ISyscalls> Forwarding()
+    internal static Mock<ISyscalls> Forwarding()
     {
         var mock = new Mock<ISyscalls>(MockBehavior.Strict);
         mock.Setup(s => s.Read(It.IsAny<int>(), It.IsAny<Memory<byte>>()))

@@ -391,7 +391,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             if (_outputWriter is null)
             {
-                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)));
+                // Without inline transport scheduling every flush resumes the send loop on the pool anyway.
+                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue);
                 if (_sendState == NotStarted)
                 {
                     _sendState = Running;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 
 namespace PipeTransport.Connection;
@@ -11,12 +12,16 @@ namespace PipeTransport.Connection;
 internal sealed class OutputWriter : PipeWriter
 {
     private readonly PipeWriter _inner;
+    private readonly int _poolSendThreshold;
     private volatile bool _completed;
 
-    public OutputWriter(Pipe pipe)
+    /// <param name="pipe">Output's pipe.</param>
+    /// <param name="poolSendThreshold">Flushes of at least this many bytes resume the send loop on the pool (see <see cref="SendScheduler"/>); int.MaxValue: never.</param>
+    public OutputWriter(Pipe pipe, int poolSendThreshold)
     {
         Pipe = pipe;
         _inner = pipe.Writer;
+        _poolSendThreshold = poolSendThreshold;
     }
 
     /// <summary>Output's pipe (its reader belongs to the send loop).</summary>
@@ -37,10 +42,19 @@ internal sealed class OutputWriter : PipeWriter
 
     public override Span<byte> GetSpan(int sizeHint = 0) => _inner.GetSpan(sizeHint);
 
-    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => _inner.FlushAsync(cancellationToken);
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
+        _inner.UnflushedBytes >= _poolSendThreshold ? SendScheduler.FlushToPool(_inner, cancellationToken) : _inner.FlushAsync(cancellationToken);
 
-    public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
-        _inner.WriteAsync(source, cancellationToken);
+    public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
+    {
+        if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
+        {
+            return _inner.WriteAsync(source, cancellationToken);
+        }
+
+        _inner.Write(source.Span);
+        return SendScheduler.FlushToPool(_inner, cancellationToken);
+    }
 
     public override void CancelPendingFlush() => _inner.CancelPendingFlush();
 
