@@ -35,8 +35,11 @@ internal static class KestrelServer
             case "pipe":
                 builder.WebHost.UsePipeTransport();
                 break;
-            case "pipe-inline":
+            case KestrelTransports.PipeInline:
                 builder.WebHost.UsePipeTransport(o => o.UnsafePreferInlineScheduling = true);
+                break;
+            case KestrelTransports.PipePoolSend:
+                builder.WebHost.UsePipeTransport(o => o.PoolSendThreshold = 64 * 1024);
                 break;
             default:
                 throw new ArgumentException($"unknown transport {transport}");

@@ -9,11 +9,14 @@ internal static class KestrelTransports
 
     public const string PipeInline = "pipe-inline";
 
+    public const string PipePoolSend = "pipe-pool-send";
+
     public static string DisplayName(string transport) => transport switch
     {
         Pipe => "UsePipeTransport()",
         Sockets => "Kestrel Sockets transport",
         PipeInline => "UsePipeTransport(UnsafePreferInlineScheduling)",
+        PipePoolSend => "UsePipeTransport(PoolSendThreshold = 64 KiB)",
         _ => transport,
     };
 }
