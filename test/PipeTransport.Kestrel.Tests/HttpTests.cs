@@ -79,11 +79,14 @@ public sealed class HttpTests
         Assert.That(await response.Content.ReadAsStringAsync(ct), Is.EqualTo($"{HundredMiB}:{TestData.Sha256(HundredMiB, 7)}"));
     }
 
-    [TestCase("tcp"), TestCase("unix")]
+    [TestCase("tcp", int.MaxValue), TestCase("unix", int.MaxValue)]
+    [TestCase("tcp", 64 * 1024), TestCase("unix", 64 * 1024)]
     [CancelAfter(60_000)]
-    public async Task Get100MiB_ClientHashMatches(string kind, CancellationToken ct)
+    public async Task Get100MiB_ClientHashMatches(string kind, int poolSendThreshold, CancellationToken ct)
     {
-        await using var server = await StartTcpAndUnixAsync(ct);
+        // int.MaxValue (the default): every response flush is written inside Kestrel's flush; 64 KiB:
+        // Kestrel's large flushes are written from a pool thread.
+        await using var server = await StartTcpAndUnixAsync(ct, o => o.PoolSendThreshold = poolSendThreshold);
         using var client = CreateClient(server, kind);
 
         using var response = await client.GetAsync($"/bytes/{HundredMiB}", HttpCompletionOption.ResponseHeadersRead, ct);
