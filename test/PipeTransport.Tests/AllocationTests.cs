@@ -71,6 +71,57 @@ public class AllocationTests
     }
 
     /// <summary>
+    /// Bulk flushes (64 KiB, at <see cref="FdConnectionOptions.PoolSendThreshold"/>) resume the send
+    /// loop on a pool thread; that hop, the reads and the flushes allocate nothing either.
+    /// </summary>
+    [TestCase("socketpair"), TestCase("tcp"), CancelAfter(60_000)]
+    public async Task Bulk_flushes_sent_from_the_pool_allocate_nothing(string kind, CancellationToken ct)
+    {
+        const int flushes = 2_000;
+        const int flushSize = 64 * 1024;
+        using var dir = new TempDirectory();
+        (FdConnection a, FdConnection b) = await OpenAsync(kind, new FdConnectionOptions(), dir, ct);
+        await using (a)
+        await using (b)
+        {
+            using CancellationTokenRegistration abort = ct.UnsafeRegister(_ => { a.Abort(); b.Abort(); }, null);
+            byte[] block = RandomBytes(flushSize, 3);
+
+            async Task SendAsync(int count)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    a.Output.Write(block);
+                    await a.Output.FlushAsync();
+                }
+            }
+
+            async Task ReceiveAsync(long count)
+            {
+                while (count > 0)
+                {
+                    ReadResult result = await b.Input.ReadAsync();
+                    count -= result.Buffer.Length;
+                    b.Input.AdvanceTo(result.Buffer.End);
+                }
+            }
+
+            await Task.WhenAll(SendAsync(500), ReceiveAsync(500L * flushSize)); // warm-up
+            var runs = new List<long>();
+            for (int run = 0; run < 3; run++)
+            {
+                long before = GC.GetTotalAllocatedBytes(precise: true);
+                await Task.WhenAll(SendAsync(flushes), ReceiveAsync((long)flushes * flushSize));
+                runs.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+            }
+
+            long allocated = runs.Min();
+            TestContext.Out.WriteLine($"{kind}: {string.Join(", ", runs)} bytes over {flushes} flushes of 64 KiB; least {allocated / (double)flushes:F3} bytes/flush");
+            Assert.That(allocated, Is.LessThan(flushes), $"{allocated / (double)flushes:F3} bytes per flush");
+        }
+    }
+
+    /// <summary>
     /// A RawFd read that has to wait for readiness (the reactor wakes it) allocates nothing in a
     /// Release build. In a Debug build the compiler makes every async method's state machine a class,
     /// so each ReadAsync call allocates that one object (80 bytes, measured; 0 in Release): the bound
