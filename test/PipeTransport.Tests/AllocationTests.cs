@@ -79,8 +79,21 @@ public class AllocationTests
     {
         const int flushes = 2_000;
         const int flushSize = 64 * 1024;
+        const int blockSize = 60 * 1024; // a pool of its own: no other test rents from it
+
+        // The pool makes a block whenever the blocks held at once reach a new peak, which depends on
+        // how far the reader lags (up to both pipes' 1 MiB pause thresholds). Those are not per-flush
+        // allocations: give the pool more blocks than the two pipes can ever hold, up front.
+        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(blockSize);
+        var owners = new List<IMemoryOwner<byte>>();
+        for (int i = 0; i < 64; i++)
+        {
+            owners.Add(pool.Rent());
+        }
+
+        owners.ForEach(o => o.Dispose());
         using var dir = new TempDirectory();
-        (FdConnection a, FdConnection b) = await OpenAsync(kind, new FdConnectionOptions(), dir, ct);
+        (FdConnection a, FdConnection b) = await OpenAsync(kind, new FdConnectionOptions { BufferSize = blockSize }, dir, ct);
         await using (a)
         await using (b)
         {
