@@ -41,8 +41,9 @@ public sealed class FdConnectionOptions
 
     /// <summary>
     /// Run the transport's side inline: the receive loop on the reactor thread when the fd becomes
-    /// readable, the send loop inside the application's <c>FlushAsync</c>. Lowest latency; the default.
-    /// When false, both run on the thread pool.
+    /// readable, the send loop inside the application's <c>FlushAsync</c> (for flushes under
+    /// <see cref="PoolSendThreshold"/>). Lowest latency; the default. When false, both run on the
+    /// thread pool.
     /// </summary>
     public bool InlineTransportScheduling { get; set; } = true;
 
