@@ -14,76 +14,64 @@ namespace PipeTransport.Tests;
 public class SendSchedulingTests
 {
     [Test, CancelAfter(10_000)]
-    public async Task A_small_flush_is_written_inside_FlushAsync_on_the_flushing_thread(CancellationToken ct)
-    {
-        var writes = new WriteRecorder();
-        var (a, b) = FdConnection.CreatePair(new FdConnectionOptions { Syscalls = writes.Syscalls });
-        await using (a)
-        await using (b)
-        {
-            await WarmUpAsync(a, b, ct);
-            writes.Reset();
-            a.Output.Write(new byte[100]);
-            int caller = Environment.CurrentManagedThreadId;
-            ValueTask<System.IO.Pipelines.FlushResult> flush = a.Output.FlushAsync(ct);
-
-            Assert.That(writes.First.IsSet, Is.True, "written before FlushAsync returned");
-            Assert.That(writes.FirstThread, Is.EqualTo(caller));
-            await flush;
-            Assert.That(await ReadAsync(b, 100, ct), Is.EqualTo(100));
-        }
-    }
+    public Task A_small_flush_is_written_inside_FlushAsync_on_the_flushing_thread(CancellationToken ct) =>
+        FlushAndCheckAsync(100, poolSendThreshold: null, expectInline: true, ct);
 
     [TestCase(64 * 1024), TestCase(1024 * 1024), CancelAfter(10_000)]
-    public async Task A_bulk_flush_is_written_from_another_thread_while_the_flushing_thread_goes_on(int size, CancellationToken ct)
-    {
-        var writes = new WriteRecorder();
-        var (a, b) = FdConnection.CreatePair(new FdConnectionOptions { Syscalls = writes.Syscalls });
-        await using (a)
-        await using (b)
-        {
-            await WarmUpAsync(a, b, ct);
-            writes.Reset();
-            a.Output.Write(new byte[size]);
-            int caller = Environment.CurrentManagedThreadId;
-            ValueTask<System.IO.Pipelines.FlushResult> flush = a.Output.FlushAsync(ct);
-
-            // This thread is held here, so the write must come from another one.
-            Assert.That(writes.First.Wait(TimeSpan.FromSeconds(5), ct), Is.True, "the send loop wrote");
-            Assert.That(writes.FirstThread, Is.Not.EqualTo(caller));
-            Task<long> received = ReadAsync(b, size, ct);
-            await flush;
-            Assert.That(await received, Is.EqualTo(size));
-        }
-    }
+    public Task A_bulk_flush_is_written_from_another_thread_while_the_flushing_thread_goes_on(int size, CancellationToken ct) =>
+        FlushAndCheckAsync(size, poolSendThreshold: null, expectInline: false, ct);
 
     [Test, CancelAfter(10_000)]
-    public async Task PoolSendThreshold_int_MaxValue_writes_every_flush_inline(CancellationToken ct)
-    {
-        var writes = new WriteRecorder();
-        var (a, b) = FdConnection.CreatePair(new FdConnectionOptions { Syscalls = writes.Syscalls, PoolSendThreshold = int.MaxValue });
-        await using (a)
-        await using (b)
-        {
-            await WarmUpAsync(a, b, ct);
-            writes.Reset();
-            Task<long> received = ReadAsync(b, 64 * 1024, ct);
-            a.Output.Write(new byte[64 * 1024]);
-            int caller = Environment.CurrentManagedThreadId;
-            ValueTask<System.IO.Pipelines.FlushResult> flush = a.Output.FlushAsync(ct);
-
-            Assert.That(writes.First.IsSet, Is.True, "written before FlushAsync returned");
-            Assert.That(writes.FirstThread, Is.EqualTo(caller));
-            await flush;
-            Assert.That(await received, Is.EqualTo(64 * 1024));
-        }
-    }
+    public Task PoolSendThreshold_int_MaxValue_writes_every_flush_inline(CancellationToken ct) =>
+        FlushAndCheckAsync(64 * 1024, poolSendThreshold: int.MaxValue, expectInline: true, ct);
 
     [Test]
     public void PoolSendThreshold_below_one_is_refused()
     {
         var options = new FdConnectionOptions { PoolSendThreshold = 0 };
         Assert.Throws<ArgumentOutOfRangeException>(() => FdConnection.CreatePair(options));
+    }
+
+    /// <summary>
+    /// Over a socketpair whose send loop already waits for data, writes <paramref name="size"/> bytes to
+    /// Output, flushes, and checks which thread made the first write: this one, before FlushAsync
+    /// returned (inline), or another one while this thread is held (pool). Then every byte arrives.
+    /// </summary>
+    private static async Task FlushAndCheckAsync(int size, int? poolSendThreshold, bool expectInline, CancellationToken ct)
+    {
+        var writes = new WriteRecorder();
+        var options = new FdConnectionOptions { Syscalls = writes.Syscalls };
+        if (poolSendThreshold is int threshold)
+        {
+            options.PoolSendThreshold = threshold;
+        }
+
+        var (a, b) = FdConnection.CreatePair(options);
+        await using (a)
+        await using (b)
+        {
+            await WarmUpAsync(a, b, ct);
+            writes.Reset();
+            Task<long> received = ReadAsync(b, size, ct);
+            a.Output.Write(new byte[size]);
+            int caller = Environment.CurrentManagedThreadId;
+            ValueTask<System.IO.Pipelines.FlushResult> flush = a.Output.FlushAsync(ct);
+
+            if (expectInline)
+            {
+                Assert.That(writes.First.IsSet, Is.True, "written before FlushAsync returned");
+                Assert.That(writes.FirstThread, Is.EqualTo(caller));
+            }
+            else
+            {
+                // This thread is held here, so the write must come from another one.
+                Assert.That(writes.First.Wait(TimeSpan.FromSeconds(5), ct), Is.True, "the send loop wrote");
+                Assert.That(writes.FirstThread, Is.Not.EqualTo(caller));
+            }
+
+            await flush;
+            Assert.That(await received, Is.EqualTo(size));
+        }
     }
 
     /// <summary>The send loop starts on first use of Output: get that (and the peer's receive loop) out of the way.</summary>
