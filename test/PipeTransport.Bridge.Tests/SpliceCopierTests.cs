@@ -73,14 +73,20 @@ public sealed class SpliceCopierTests
                 while (!stop.IsCancellationRequested)
                     await producer.Output.WriteAsync(block, stop.Token);
             }, stop.Token);
+            var streaming = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task consume = Task.Run(async () =>
             {
                 while (!stop.IsCancellationRequested)
                 {
                     var result = await drain.Input.ReadAsync(stop.Token);
                     drain.Input.AdvanceTo(result.Buffer.End);
+                    streaming.TrySetResult();
                 }
             }, stop.Token);
+
+            // Bytes have come through the copier (the producer and the consumer run on the pool, so
+            // they may start after the round trips below could have finished).
+            await streaming.Task.WaitAsync(cancellationToken);
 
             // While bytes stream through the copier, a round trip between two other fds of the reactor completes.
             for (int i = 0; i < 20; i++)
