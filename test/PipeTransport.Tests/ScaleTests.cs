@@ -19,10 +19,14 @@ public sealed class ScaleTests
         for i in range(n):
             s = socket.create_connection(("127.0.0.1", port))
             held.append(s)
+        print("connected", len(held), flush=True)
         if len(sys.argv) > 3:
+            # Only once the server has accepted every connection: a segment that meets a full accept
+            # queue is dropped and retransmitted with exponential backoff.
+            sys.stdin.readline()
             for s in held[:int(sys.argv[3])]:
                 s.sendall(b"x" * 1000)
-        print("connected", len(held), flush=True)
+            print("sent", flush=True)
         sys.stdin.read()
         """;
 
@@ -39,6 +43,14 @@ public sealed class ScaleTests
         int fdsBefore = TestProcess.OpenFdCount();
         var connections = new List<FdConnection>(count);
         var reads = new List<Task<ReadResult>>(count);
+        string phase = "accepting";
+
+        // The connections that have bytes waiting or a completed read, with their states.
+        string Describe() =>
+            $"{reads.Count(r => r.IsCompletedSuccessfully)} reads completed: " + string.Join("; ", Enumerable.Range(0, reads.Count)
+                .Where(i => reads[i].IsCompleted || connections[i].DebugState.Contains("fionread=1000"))
+                .Take(20).Select(i => $"#{i} {reads[i].Status} {connections[i].DebugState}"));
+
         try
         {
             while (connections.Count < count)
@@ -48,14 +60,34 @@ public sealed class ScaleTests
                 reads.Add(c.Input.ReadAsync(ct).AsTask()); // every receive loop started and waiting
             }
 
+            phase = "waiting for the clients' line";
             Assert.That(await clients.StandardOutput.ReadLineAsync(ct), Is.EqualTo($"connected {count}"));
+            clients.StandardInput.WriteLine("send");
+            clients.StandardInput.Flush();
+            Assert.That(await clients.StandardOutput.ReadLineAsync(ct), Is.EqualTo("sent"));
+            phase = "waiting for the ten reads with data";
             Assert.That(TestProcess.OpenFdCount() - fdsBefore, Is.EqualTo(count), "one fd per connection");
 
             // Ten clients sent data: wait for those reads, then the rest must hold nothing (no block is
             // rented before data arrives).
-            while (reads.Count(r => r.IsCompleted) < 10)
+            while (true)
             {
-                await Task.WhenAny(reads.Where(r => !r.IsCompleted));
+                // The pending reads first, then the count from the same snapshot: a read that completes
+                // in between is either counted or awaited. (Counting first and then filtering lost the
+                // tenth read when it completed in between, and the test waited for reads without data.)
+                List<Task<ReadResult>> pending = reads.Where(r => !r.IsCompleted).ToList();
+                if (reads.Count - pending.Count >= 10)
+                {
+                    break;
+                }
+
+                // A watchdog, not a synchronisation: fail with the connections' states, taken before
+                // the test's cancellation would change them, if no read completes for 30 s.
+                Task progress = Task.WhenAny(pending);
+                if (await Task.WhenAny(progress, Task.Delay(TimeSpan.FromSeconds(30), ct)) != progress)
+                {
+                    Assert.Fail($"no read completed for 30 s: {Describe()}");
+                }
             }
 
             int withData = 0;
@@ -68,10 +100,21 @@ public sealed class ScaleTests
             Assert.That(withData, Is.EqualTo(10));
             Assert.That(pool.Outstanding - outstandingBefore, Is.LessThanOrEqualTo(withData), "idle connections rent no pipe memory");
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Say where it stood, instead of the cancellation of the wait below.
+            Assert.Fail($"timed out {phase}: {connections.Count} of {count} connections accepted, {Describe()}, " +
+                $"client process {(clients.HasExited ? $"exited with {clients.ExitCode}: {await clients.StandardError.ReadToEndAsync(CancellationToken.None)}" : "running")}");
+        }
         finally
         {
             clients.StandardInput.Close(); // the clients exit: every connection sees EOF
-            await clients.WaitForExitAsync(ct);
+            if (ct.IsCancellationRequested)
+            {
+                clients.Kill();
+            }
+
+            await clients.WaitForExitAsync(CancellationToken.None);
             TestProcess.Close(clients);
             foreach (FdConnection c in connections)
             {

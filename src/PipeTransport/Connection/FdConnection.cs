@@ -355,6 +355,10 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>For diagnostics (tests that time out say where each direction stood).</summary>
+    internal string DebugState =>
+        $"{_inputReader.DebugState} slot={_in.Read.DebugState} hup={_in.HangUpSeen} fionread={Sys.BytesAvailable(_options.Syscalls, _in.Fd)} pipe={InputPipeMade} receive={_receiveState}";
+
     /// <summary>Whether Input's pipe exists (tests: an idle connection has none).</summary>
     internal bool InputPipeMade => Volatile.Read(ref _input) is not null;
 

@@ -34,6 +34,9 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
     private object Gate => this;
 
+    /// <summary>For diagnostics.</summary>
+    internal string DebugState => $"reader={_state switch { Idle => "Idle", Parked => "Parked", _ => "Active" }} ownResult={_ownResult}";
+
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         if (_state == Active && !_ownResult)

@@ -27,6 +27,9 @@ internal class ReadinessSlot : IValueTaskSource
 
     public bool WaitsClosed => Volatile.Read(ref _state) == Closed;
 
+    /// <summary>For diagnostics: the state and the current wait's status.</summary>
+    internal string DebugState => $"{Volatile.Read(ref _state) switch { NotReady => "NotReady", Ready => "Ready", Waiting => "Waiting", _ => "Closed" }}/{_core.GetStatus(_core.Version)}/v{_core.Version}";
+
     /// <summary>
     /// Returns at once if an edge arrived since the last wait (consuming it), otherwise when the next
     /// edge arrives, the token is cancelled or the slot is closed.
