@@ -31,6 +31,8 @@ internal sealed class BridgeTcpUnixScenario : IScenario
         new("pipebridge --engine splice", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path))),
         new("socat -u -b 65536", c => RunAsync(c, (c, port, path) => Pipebridge.RunMeasuredAsync(c, "socat", "-u", "-b", "65536",
             "TCP:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture), "UNIX-CONNECT:" + path)), Targets: [1.5, 2.0]),
+        new("C reference: blocking read/write loop, 1 MiB", c => RunAsync(c, (c, port, path) => CBridge.RunAsync(c, "copy", "tcp:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture), "unix:" + path)), Targets: []),
+        new("C reference: blocking splice loop through a 1 MiB pipe", c => RunAsync(c, (c, port, path) => CBridge.RunAsync(c, "splice", "tcp:127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture), "unix:" + path)), Targets: []),
         new("pipebridge --engine copy -b 64k", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path, 64 << 10)),
             Extra: true, Targets: []),
         new("pipebridge --engine splice -b 64k", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "splice", Tcp(port), "unix:" + path, 64 << 10)),
