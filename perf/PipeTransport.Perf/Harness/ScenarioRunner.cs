@@ -14,6 +14,7 @@ internal static class ScenarioRunner
         var stats = scenario.Variants
             .Where(v => settings.Extra || !v.Extra)
             .Where(v => settings.VariantFilter.Count == 0 || settings.VariantFilter.Any(f => v.Name.Contains(f, StringComparison.OrdinalIgnoreCase)))
+            .Where(v => v.Unavailable?.Invoke() is not { } reason || Skip(scenario, v, reason))
             .Select(v => new VariantStats(v))
             .ToArray();
         if (settings.Warmup)
@@ -67,6 +68,12 @@ internal static class ScenarioRunner
         }
 
         return sample.Secondary is { } secondary ? text + string.Create(CultureInfo.InvariantCulture, $" (secondary {secondary:0.##})") : text;
+    }
+
+    private static bool Skip(IScenario scenario, Variant variant, string reason)
+    {
+        Log($"{scenario.Name} skips '{variant.Name}': {reason}");
+        return false;
     }
 
     private static void Log(string line) => Console.Error.WriteLine(line);

@@ -12,8 +12,12 @@ namespace PipeTransport.Perf.Harness;
 /// For scenarios with several subjects (<see cref="IScenario.SubjectCount"/>): the target of each
 /// subject against this baseline, in subject order (null entries: no target). Overrides <paramref name="TargetRatio"/>.
 /// </param>
+/// <param name="Unavailable">
+/// Why this variant cannot run on this machine (null: it can), asked once before the runs; an
+/// unavailable variant is left out of the table with its reason on stderr (e.g. no C compiler).
+/// </param>
 internal sealed record Variant(string Name, Func<RunContext, Task<Sample>> RunAsync, double? TargetRatio = null, bool Extra = false,
-    IReadOnlyList<double?>? Targets = null)
+    IReadOnlyList<double?>? Targets = null, Func<string?>? Unavailable = null)
 {
     /// <summary>The ratio subject number <paramref name="subject"/> should reach against this variant, if any.</summary>
     public double? TargetFor(int subject) => Targets is { } targets

@@ -11,6 +11,21 @@ namespace PipeTransport.Perf.Scenarios;
 internal static class CBridge
 {
     private static readonly Lazy<string> Binary = new(Compile);
+    private static readonly Lazy<string?> CompileError = new(() =>
+    {
+        try
+        {
+            _ = Binary.Value;
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            return e.Message;
+        }
+    });
+
+    /// <summary>For <see cref="Variant.Unavailable"/>: why the C reference cannot run here (no compiler), or null.</summary>
+    public static string? Unavailable() => CompileError.Value;
 
     /// <summary>Runs <c>cbridge MODE FROM TO</c> to completion and returns its CPU time.</summary>
     public static Task<TimeSpan> RunAsync(RunContext context, string mode, string from, string to) =>
