@@ -34,6 +34,7 @@ internal sealed class PingPongScenario(SocketKind kind) : IScenario
         new("async Socket", RunSocketAsync, 1.2),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
         new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),
+        new("FdConnection, one reactor", c => RunFdConnectionAsync(c, FdConnections.OneReactorOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
