@@ -185,7 +185,7 @@ public sealed class SpliceCopier : IDisposable
         // ended): the destination is the one to wait for, once one more splice has confirmed it;
         // only this copier reads the source, so readable stays readable, while bytes that arrived
         // between the EAGAIN and the poll must not pass for a full destination.
-        bool sourceReadable = false;
+        bool sourceReadable = false, yielded = false, movedHere = false;
         for (int chunk = 0; chunk < _chunksPerCallback; chunk++)
         {
             nint n = SpliceSyscalls.Splice(_sourceFd, _destinationFd, (nuint)_chunkSize, Flags);
@@ -193,6 +193,7 @@ public sealed class SpliceCopier : IDisposable
             {
                 Interlocked.Add(ref _bytesCopied, n);
                 sourceReadable = false;
+                movedHere = true;
                 continue;
             }
             if (n == 0)
@@ -215,6 +216,20 @@ public sealed class SpliceCopier : IDisposable
             }
             if (!SpliceSyscalls.IsReadable(_sourceFd))
             {
+                if (_sourceIsPipe && movedHere && !yielded)
+                {
+                    // This callback drained a pipe source. Before waiting for it, let a writer that is
+                    // runnable on this CPU go on writing: a pipe that has ever been polled wakes its
+                    // pollers on every write, not only when it was empty (as a blocked read is
+                    // woken), so waiting at once means one wake-up, and one splice, per write of the
+                    // producer. One sched_yield (it returns at once when nothing else wants this
+                    // CPU) and one more splice; then wait. Measured FIFO → FIFO, 2 GiB runs: 2.72 →
+                    // 3.15 GiB/s unpinned, 2.75 → 2.87 with every process on one CPU.
+                    yielded = true;
+                    SpliceSyscalls.SchedYield();
+                    chunk--;
+                    continue;
+                }
                 _outcome = Outcome.SourceEmpty;
                 return;
             }
