@@ -14,6 +14,9 @@ namespace PipeTransport;
 /// reads the source and writes the destination: it neither closes nor half-closes them, so the
 /// caller decides what end of stream means (for example completing an <see cref="FdConnection"/>'s
 /// Output). Nothing else may read the source or write the destination while a copy runs.
+/// When a wake-up drained a pipe source, the copier yields the CPU once (<c>sched_yield</c>) and
+/// tries again before it waits: a polled pipe wakes its poller on every write, and a producer on the
+/// same CPU then fills it further, so each wake-up moves more.
 /// </remarks>
 public sealed class SpliceCopier : IDisposable
 {
