@@ -179,4 +179,7 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getpeername", SetLastError = true)]
     public static partial int GetPeerName(int fd, byte* addr, int* addrLen);
+
+    [LibraryImport(Lib, EntryPoint = "sched_yield")]
+    public static partial int SchedYield();
 }

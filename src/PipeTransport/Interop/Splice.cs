@@ -49,10 +49,6 @@ internal static unsafe partial class SpliceSyscalls
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static partial int poll(PollFd* fds, nuint nfds, int timeout);
 
-    /// <summary>sched_yield(2): lets another runnable thread of this CPU run first.</summary>
-    [LibraryImport("libc", EntryPoint = "sched_yield")]
-    public static partial int SchedYield();
-
     [LibraryImport("libc", EntryPoint = "splice", SetLastError = true)]
     private static partial nint splice(int fd_in, long* off_in, int fd_out, long* off_out, nuint len, uint flags);
 }

@@ -166,6 +166,9 @@ internal static unsafe class Sys
 
     public static int EpollCreate() => (int)Result(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
 
+    /// <summary>sched_yield(2): lets the other runnable threads of this CPU run first; returns at once when there are none.</summary>
+    public static void Yield() => Libc.SchedYield();
+
     public static int EventFd() => (int)Result(Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK));
 
     public static int InotifyInit() => (int)Result(Libc.InotifyInit1(Libc.IN_CLOEXEC | Libc.IN_NONBLOCK));

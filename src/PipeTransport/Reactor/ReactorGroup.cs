@@ -12,17 +12,35 @@ public sealed class ReactorGroup : IDisposable
     private readonly EpollReactor[] _reactors;
     private int _next = -1;
 
-    /// <summary>Starts <paramref name="reactorCount"/> reactor threads.</summary>
+    /// <summary>Starts <paramref name="reactorCount"/> reactor threads that yield before they block (<see cref="YieldsBeforeWaiting"/>).</summary>
     /// <param name="reactorCount">How many reactors (threads, epoll fds) the group runs.</param>
     public ReactorGroup(int reactorCount)
+        : this(reactorCount, yieldBeforeWaiting: true)
+    {
+    }
+
+    /// <summary>Starts <paramref name="reactorCount"/> reactor threads.</summary>
+    /// <param name="reactorCount">How many reactors (threads, epoll fds) the group runs.</param>
+    /// <param name="yieldBeforeWaiting">See <see cref="YieldsBeforeWaiting"/>.</param>
+    public ReactorGroup(int reactorCount, bool yieldBeforeWaiting)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(reactorCount, 1);
+        YieldsBeforeWaiting = yieldBeforeWaiting;
         _reactors = new EpollReactor[reactorCount];
         for (int i = 0; i < reactorCount; i++)
         {
-            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}");
+            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}", yieldBeforeWaiting);
         }
     }
+
+    /// <summary>
+    /// True (the default): after a wake-up that dispatched events, a reactor thread calls
+    /// <c>sched_yield</c> and asks epoll once more without blocking before it sleeps, so the threads
+    /// those events woke on its CPU (application continuations, a producer writing the next bytes) run
+    /// first and what they cause is picked up without a sleep and a wake-up. It costs two syscalls per
+    /// wake-up when nothing else wants the CPU. False: the reactor blocks in <c>epoll_wait</c> at once.
+    /// </summary>
+    public bool YieldsBeforeWaiting { get; }
 
     /// <summary>The process-wide group (one reactor per processor), started on first use.</summary>
     public static ReactorGroup Default => LazyDefault.Value;
