@@ -6,6 +6,7 @@ namespace PipeTransport.Perf.Scenarios;
 internal static class FdConnections
 {
     private static readonly ReactorGroup OneReactor = new(1);
+    private static readonly Lazy<ReactorGroup> NoYieldReactors = new(() => new ReactorGroup(Environment.ProcessorCount, yieldBeforeWaiting: false));
 
     /// <summary>The library's defaults, with the run's buffer size as the pool block size.</summary>
     public static FdConnectionOptions Options(RunContext context) => new() { BufferSize = context.Settings.BufferSize };
@@ -36,6 +37,12 @@ internal static class FdConnections
     /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
     /// (the default group hands each fd to the next reactor, round-robin).
     /// </summary>
+    public static FdConnectionOptions NoYieldOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = NoYieldReactors.Value,
+    };
+
     public static FdConnectionOptions OneReactorOptions(RunContext context) => new()
     {
         BufferSize = context.Settings.BufferSize,

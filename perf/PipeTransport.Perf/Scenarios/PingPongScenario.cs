@@ -35,6 +35,7 @@ internal sealed class PingPongScenario(SocketKind kind) : IScenario
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
         new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),
         new("FdConnection, one reactor", c => RunFdConnectionAsync(c, FdConnections.OneReactorOptions(c)), Extra: true),
+        new("FdConnection, reactors that block at once (YieldsBeforeWaiting = false)", c => RunFdConnectionAsync(c, FdConnections.NoYieldOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)
