@@ -38,7 +38,10 @@ public sealed class ReactorGroup : IDisposable
     /// <c>sched_yield</c> and asks epoll once more without blocking before it sleeps, so the threads
     /// those events woke on its CPU (application continuations, a producer writing the next bytes) run
     /// first and what they cause is picked up without a sleep and a wake-up. It costs two syscalls per
-    /// wake-up when nothing else wants the CPU. False: the reactor blocks in <c>epoll_wait</c> at once.
+    /// wake-up when nothing else wants the CPU. A yield that takes longer than 200 µs (another thread
+    /// used a whole time slice: a busy process on the same CPU, or a long-running burst of work) stops
+    /// the yielding for 100 ms, so a CPU shared with busy threads costs at most one slice per 100 ms.
+    /// False: the reactor blocks in <c>epoll_wait</c> at once.
     /// </summary>
     public bool YieldsBeforeWaiting { get; }
 
