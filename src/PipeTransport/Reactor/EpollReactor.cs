@@ -24,7 +24,7 @@ internal sealed class EpollReactor : IDisposable
     private readonly bool _yieldBeforeWaiting;
     private volatile bool _stopping;
 
-    public EpollReactor(string name, bool yieldBeforeWaiting = true)
+    public EpollReactor(string name, bool yieldBeforeWaiting)
     {
         _yieldBeforeWaiting = yieldBeforeWaiting;
         int epfd = Sys.EpollCreate();
