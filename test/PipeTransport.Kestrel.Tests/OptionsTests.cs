@@ -7,7 +7,7 @@ namespace PipeTransport.Kestrel.Tests;
 /// <summary>Every connection-level knob of <see cref="PipeTransportOptions"/> reaches the core's <see cref="FdConnectionOptions"/>.</summary>
 public class OptionsTests
 {
-    [Test]
+    [Test, CancelAfter(5000)]
     public void Connection_options_carry_every_setting()
     {
         var group = new ReactorGroup(1);
@@ -47,7 +47,7 @@ public class OptionsTests
         }
     }
 
-    [Test]
+    [Test, CancelAfter(5000)]
     public void By_default_every_response_flush_is_written_inline()
     {
         Assert.That(new PipeTransportOptions().CreateConnectionOptions(null).PoolSendThreshold, Is.EqualTo(int.MaxValue));

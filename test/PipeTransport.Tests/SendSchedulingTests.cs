@@ -25,7 +25,7 @@ public class SendSchedulingTests
     public Task PoolSendThreshold_int_MaxValue_writes_every_flush_inline(CancellationToken ct) =>
         FlushAndCheckAsync(64 * 1024, poolSendThreshold: int.MaxValue, expectInline: true, ct);
 
-    [Test]
+    [Test, CancelAfter(5000)]
     public void PoolSendThreshold_below_one_is_refused()
     {
         var options = new FdConnectionOptions { PoolSendThreshold = 0 };

@@ -126,37 +126,29 @@ internal sealed class EpollReactor : IDisposable
         }
     }
 
-    // A yield longer than this (200 µs) handed the CPU to a thread that used its slice: back off for 100 ms.
-    private static readonly long LongYieldTicks = Stopwatch.Frequency / 5_000;
-    private static readonly long YieldBackoffTicks = Stopwatch.Frequency / 10;
-
     private void Run()
     {
         using var events = new EpollEventBuffer(BatchSize);
         bool dispatched = false;
-        long noYieldUntil = 0;
+        var yieldPolicy = default(YieldPolicy);
         while (!_stopping)
         {
-            // After a wake-up that dispatched events, let the threads those events made runnable on
-            // this CPU (the application's continuations, a producer) go first, then look again
-            // without blocking: events that come in the meantime are picked up without a sleep and a
-            // wake-up of this thread. sched_yield returns at once when nothing else wants the CPU.
-            // A yield that took long means another busy thread ran a whole time slice on this CPU: then
-            // every wake-up would lose a slice, so the reactor stops yielding for a while.
+            // After a wake-up that dispatched events, yield once and look again without blocking
+            // (see YieldPolicy for when that pays and when the reactor stops doing it).
             int n = 0;
             if (dispatched && _yieldBeforeWaiting)
             {
                 long before = Stopwatch.GetTimestamp();
-                if (before >= noYieldUntil)
+                if (yieldPolicy.ShouldYield(before))
                 {
+                    long workBefore = ThreadPool.CompletedWorkItemCount;
                     Sys.Yield();
                     long after = Stopwatch.GetTimestamp();
-                    if (after - before > LongYieldTicks)
-                    {
-                        noYieldUntil = after + YieldBackoffTicks;
-                    }
-
                     n = events.Wait(_epoll.Fd, 0);
+                    if (after - before > YieldPolicy.LongYieldTicks)
+                    {
+                        yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
+                    }
                 }
             }
 
