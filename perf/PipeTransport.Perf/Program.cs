@@ -62,6 +62,7 @@ internal static class Program
         var bridgeBlock = new Option<string>("--bridge-block") { Description = "pipebridge's -b in the bridge scenarios (0: its default)", DefaultValueFactory = _ => "0" };
         var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
         var wrkDuration = new Option<int>("--wrk-duration") { Description = "Seconds per timed wrk run (Kestrel scenarios)", DefaultValueFactory = _ => 5 };
+        var wrkWarmup = new Option<int>("--wrk-warmup") { Description = "Seconds of each Kestrel server's untimed warm-up wrk run", DefaultValueFactory = _ => PerfSettings.DefaultWrkWarmupSeconds };
 
         var command = new RootCommand("PipeTransport side-by-side perf harness: each scenario against its baselines in one process run, "
             + "runs alternating between variants, a markdown table with the median, min, max and ratios on stdout.")
@@ -69,6 +70,7 @@ internal static class Program
             scenarios, size, runs, buffer, pipeSize, roundTrips, connections, noWarmup, timeout, variant, extra, bridgeBlock,
         };
         command.Options.Add(wrkDuration);
+        command.Options.Add(wrkWarmup);
         command.SetAction(async (parse, ct) =>
         {
             var settings = new PerfSettings(
@@ -85,6 +87,7 @@ internal static class Program
                 checked((int)ByteSize.Parse(parse.GetValue(bridgeBlock)!)))
             {
                 WrkSeconds = Math.Max(1, parse.GetValue(wrkDuration)),
+                WrkWarmupSeconds = Math.Max(1, parse.GetValue(wrkWarmup)),
             };
             string[] names = parse.GetValue(scenarios) is { Length: > 0 } given ? given : ["fifo"];
             return await RunAsync(ScenarioCatalog.Select(names), settings, args);

@@ -30,6 +30,17 @@ internal sealed record PerfSettings(
     /// <summary>Seconds of one timed <c>wrk</c> run (Kestrel scenarios).</summary>
     public int WrkSeconds { get; init; } = 5;
 
+    /// <summary>
+    /// Default of <see cref="WrkWarmupSeconds"/>. Measured (session 5, pinned to one CPU, plaintext at
+    /// 256 connections, 5-second runs after a 2-second warm-up): both servers' requests/s kept rising
+    /// through the first two timed runs (PipeTransport 43.7k, 46.5k, then 64–66k; Sockets 38.1k, 42.7k,
+    /// then 57–59k), so a 2-second warm-up put a server still warming into the median.
+    /// </summary>
+    public const int DefaultWrkWarmupSeconds = 15;
+
+    /// <summary>Seconds of the untimed warm-up <c>wrk</c> run each Kestrel server gets before its timed runs.</summary>
+    public int WrkWarmupSeconds { get; init; } = DefaultWrkWarmupSeconds;
+
     /// <summary>Warm-up runs move less data: they only have to get every path jitted.</summary>
     public long WarmupSize => Math.Min(Size, 64L << 20);
 }

@@ -6,13 +6,11 @@ namespace PipeTransport.Perf.Kestrel;
 /// Issue 4: the same ASP.NET Core app on <c>UsePipeTransport()</c> and on Kestrel's default Sockets
 /// transport, each in its own <c>kestrel-server</c> child process, driven by <c>wrk -t1</c> for
 /// <c>--wrk-duration</c> seconds per run at a fixed connection count; the value is wrk's requests/s.
-/// The servers start at the scenario's first run and stay up until it ends, so the warm-up run gets
-/// them jitted and every timed run meets a warm server.
+/// The servers start at the scenario's first run and stay up until it ends; the warm-up run
+/// (<c>--wrk-warmup</c> seconds, default 15) gets them jitted and settled, so every timed run meets a warm server.
 /// </summary>
 internal sealed class KestrelWrkScenario(string path, int connections) : IScenario, IAsyncDisposable
 {
-    private const int WarmupSeconds = 2;
-
     private readonly Dictionary<string, KestrelServerProcess> _servers = [];
     private IReadOnlyList<Variant>? _variants;
 
@@ -41,7 +39,7 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
             _servers[transport] = server;
         }
 
-        int seconds = context.IsWarmup ? WarmupSeconds : context.Settings.WrkSeconds;
+        int seconds = context.IsWarmup ? context.Settings.WrkWarmupSeconds : context.Settings.WrkSeconds;
         return await Wrk.RunAsync(server.Port, path, connections, seconds, context.CancellationToken);
     }
 
