@@ -39,8 +39,11 @@ public sealed class ReactorGroup : IDisposable
     /// those events woke on its CPU (application continuations, a producer writing the next bytes) run
     /// first and what they cause is picked up without a sleep and a wake-up. It costs two syscalls per
     /// wake-up when nothing else wants the CPU. A yield that takes longer than 200 µs (another thread
-    /// used a whole time slice: a busy process on the same CPU, or a long-running burst of work) stops
-    /// the yielding for 100 ms, so a CPU shared with busy threads costs at most one slice per 100 ms.
+    /// used a time slice of this CPU) is worth it when it gathered a batch: at least 4 events ready
+    /// afterwards (a client sending on many connections) or at least 4 thread-pool work items done
+    /// meanwhile (this process's continuations). One that gathered neither (a busy thread that does
+    /// nothing for the reactor) stops the yielding for 100 ms, so a CPU shared with busy threads costs
+    /// at most one slice per 100 ms.
     /// False: the reactor blocks in <c>epoll_wait</c> at once.
     /// </summary>
     public bool YieldsBeforeWaiting { get; }
