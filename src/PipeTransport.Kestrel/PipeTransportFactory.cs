@@ -94,16 +94,18 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     private (MemoryPool<byte> Pool, bool Owned) CreateMemoryPool() =>
         _memoryPoolFactory is { } factory ? (factory.Create(new MemoryPoolOptions { Owner = "PipeTransport" }), true) : (MemoryPool<byte>.Shared, false);
 
-    private ReactorGroup? GetReactorGroup()
+    /// <summary>The server's own reactor group, or null for the shared <see cref="ReactorGroup.Default"/>.</summary>
+    internal ReactorGroup? GetReactorGroup()
     {
-        if (_options.ReactorCount <= 0)
+        if (_options.ReactorCount <= 0 && _options.ReactorsYieldBeforeWaiting)
         {
             return null;
         }
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _reactorGroup ??= new ReactorGroup(_options.ReactorCount);
+            int count = _options.ReactorCount > 0 ? _options.ReactorCount : Environment.ProcessorCount;
+            return _reactorGroup ??= new ReactorGroup(count, _options.ReactorsYieldBeforeWaiting);
         }
     }
 

@@ -284,6 +284,47 @@ public sealed class HttpTests
         Assert.That(ids, Has.Length.EqualTo(50));
     }
 
+    [Test, CancelAfter(30_000)]
+    public async Task ReactorsThatDoNotYield_StillServe(CancellationToken ct)
+    {
+        await using var server = await StartTcpAndUnixAsync(ct, o => o.ReactorsYieldBeforeWaiting = false);
+        using var client = server.CreateTcpClient();
+        using var unixClient = TestServer.CreateUnixClient(SocketPath);
+
+        using var response = await client.PostAsync("/sha256", new TestData.Content(16L << 20, 6), ct);
+        var ids = await Task.WhenAll(Enumerable.Range(0, 50).Select(i => (i % 2 == 0 ? client : unixClient).GetStringAsync("/id", ct)));
+
+        Assert.That(await response.Content.ReadAsStringAsync(ct), Is.EqualTo($"{16L << 20}:{TestData.Sha256(16L << 20, 6)}"));
+        Assert.That(ids, Has.Length.EqualTo(50));
+    }
+
+    [TestCase(0, true, null, null)]
+    [TestCase(0, false, -1, false)]
+    [TestCase(3, true, 3, true)]
+    [TestCase(3, false, 3, false)]
+    [CancelAfter(10_000)]
+    public void ReactorOptions_PickTheSharedGroupOrTheServersOwn(int reactorCount, bool yieldBeforeWaiting, int? expectedCount, bool? expectedYield)
+    {
+        var options = new PipeTransportOptions { ReactorCount = reactorCount, ReactorsYieldBeforeWaiting = yieldBeforeWaiting };
+        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options), new EmptyServices());
+
+        ReactorGroup? group = factory.GetReactorGroup();
+
+        if (expectedCount is null)
+        {
+            Assert.That(group, Is.Null, "the shared ReactorGroup.Default");
+            return;
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(group, Is.Not.Null.And.Not.SameAs(ReactorGroup.Default));
+            Assert.That(group!.Count, Is.EqualTo(expectedCount == -1 ? Environment.ProcessorCount : expectedCount));
+            Assert.That(group.YieldsBeforeWaiting, Is.EqualTo(expectedYield));
+            Assert.That(factory.GetReactorGroup(), Is.SameAs(group), "one group per server");
+        });
+    }
+
     internal static async Task<(long Length, string Hash)> HashAsync(Stream stream, CancellationToken ct)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
