@@ -41,6 +41,9 @@ internal static class KestrelServer
             case KestrelTransports.PipePoolSend:
                 builder.WebHost.UsePipeTransport(o => o.PoolSendThreshold = 64 * 1024);
                 break;
+            case KestrelTransports.PipeNoYield:
+                builder.WebHost.UsePipeTransport(o => o.ReactorsYieldBeforeWaiting = false);
+                break;
             default:
                 throw new ArgumentException($"unknown transport {transport}");
         }

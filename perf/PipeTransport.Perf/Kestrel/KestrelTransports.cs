@@ -1,6 +1,6 @@
 namespace PipeTransport.Perf.Kestrel;
 
-/// <summary>The transports of the Kestrel scenarios: the subject, its baseline and the tuning variant.</summary>
+/// <summary>The transports of the Kestrel scenarios: the subject, its baseline and the tuning variants.</summary>
 internal static class KestrelTransports
 {
     public const string Pipe = "pipe";
@@ -11,12 +11,15 @@ internal static class KestrelTransports
 
     public const string PipePoolSend = "pipe-pool-send";
 
+    public const string PipeNoYield = "pipe-no-yield";
+
     public static string DisplayName(string transport) => transport switch
     {
         Pipe => "UsePipeTransport()",
         Sockets => "Kestrel Sockets transport",
         PipeInline => "UsePipeTransport(UnsafePreferInlineScheduling)",
         PipePoolSend => "UsePipeTransport(PoolSendThreshold = 64 KiB)",
+        PipeNoYield => "UsePipeTransport(ReactorsYieldBeforeWaiting = false)",
         _ => transport,
     };
 }

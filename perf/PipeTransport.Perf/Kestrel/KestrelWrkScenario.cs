@@ -29,6 +29,7 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
         new(KestrelTransports.DisplayName(KestrelTransports.Sockets), c => RunAsync(c, KestrelTransports.Sockets), 1.1),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeInline), c => RunAsync(c, KestrelTransports.PipeInline), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipePoolSend), c => RunAsync(c, KestrelTransports.PipePoolSend), Extra: true),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeNoYield), c => RunAsync(c, KestrelTransports.PipeNoYield), Extra: true),
     ];
 
     private async Task<Sample> RunAsync(RunContext context, string transport)
