@@ -145,10 +145,7 @@ internal sealed class EpollReactor : IDisposable
                     Sys.Yield();
                     long after = Stopwatch.GetTimestamp();
                     n = events.Wait(_epoll.Fd, 0);
-                    if (after - before > YieldPolicy.LongYieldTicks)
-                    {
-                        yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
-                    }
+                    yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
                 }
             }
 
