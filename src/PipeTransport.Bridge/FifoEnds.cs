@@ -5,6 +5,8 @@ namespace PipeTransport.Bridge;
 /// <summary>Opens one end of a FIFO (to read or to write), waiting for the peer the way cat would, but cancellably.</summary>
 internal static class FifoEnds
 {
+    private const int MaxReleasePauseMs = 50;
+
     public static async Task<FdConnection> OpenAsync(string path, Role role, FdConnectionOptions options, CancellationToken cancellationToken)
     {
         if (role == Role.Both)
@@ -18,15 +20,26 @@ internal static class FifoEnds
     /// sees EOF before its first writer). It runs on a dedicated thread; cancellation releases it by
     /// opening the FIFO O_RDWR, which counts as both a reader and a writer and never blocks.
     /// </summary>
+    /// <remarks>
+    /// One release is not enough: cancellation can come before the thread has entered open(2) (a
+    /// signal right after start-up), and a release that opens and closes the FIFO before the thread
+    /// blocks wakes nobody. So the release repeats, with a growing pause, until the open returns.
+    /// </remarks>
     private static async Task<SafeFileHandle> OpenBlockingAsync(string path, Role role, CancellationToken cancellationToken)
     {
         FileAccess access = role == Role.Read ? FileAccess.Read : FileAccess.Write;
         Task<SafeFileHandle> open = Task.Factory.StartNew(
             () => File.OpenHandle(path, FileMode.Open, access, FileShare.ReadWrite),
             CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        SafeFileHandle handle;
-        using (cancellationToken.Register(() => ReleaseBlockedOpen(path)))
-            handle = await open.ConfigureAwait(false);
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (cancellationToken.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), cancelled))
+            await Task.WhenAny(open, cancelled.Task).ConfigureAwait(false);
+        for (int pauseMs = 1; !open.IsCompleted; pauseMs = Math.Min(pauseMs * 2, MaxReleasePauseMs))
+        {
+            ReleaseBlockedOpen(path);
+            await Task.WhenAny(open, Task.Delay(pauseMs, CancellationToken.None)).ConfigureAwait(false);
+        }
+        SafeFileHandle handle = await open.ConfigureAwait(false);
         if (cancellationToken.IsCancellationRequested)
         {
             handle.Dispose();
