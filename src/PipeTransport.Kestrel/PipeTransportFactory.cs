@@ -97,7 +97,7 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     /// <summary>The server's own reactor group, or null for the shared <see cref="ReactorGroup.Default"/>.</summary>
     internal ReactorGroup? GetReactorGroup()
     {
-        if (_options.ReactorCount <= 0 && _options.ReactorsYieldBeforeWaiting)
+        if (_options.ReactorCount <= 0 && _options.ReactorsYieldBeforeWaiting && _options.ReactorPolling == ReactorPolling.Auto)
         {
             return null;
         }
@@ -105,7 +105,7 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             int count = _options.ReactorCount > 0 ? _options.ReactorCount : Environment.ProcessorCount;
-            return _reactorGroup ??= new ReactorGroup(count, _options.ReactorsYieldBeforeWaiting);
+            return _reactorGroup ??= new ReactorGroup(count, _options.ReactorsYieldBeforeWaiting, _options.ReactorPolling);
         }
     }
 

@@ -29,6 +29,14 @@ public sealed class PipeTransportOptions
     public bool ReactorsYieldBeforeWaiting { get; set; } = true;
 
     /// <summary>
+    /// Who polls the reactors' epoll fds after a wake-up (see <see cref="PipeTransport.ReactorPolling"/>).
+    /// <see cref="ReactorPolling.Auto"/> (the default) hands the polling to the thread pool when the
+    /// process has one CPU and keeps it on the reactor threads otherwise, as the shared default group
+    /// does; any other value gives the server its own <see cref="ReactorGroup"/>.
+    /// </summary>
+    public ReactorPolling ReactorPolling { get; set; } = ReactorPolling.Auto;
+
+    /// <summary>
     /// Bytes of received, not yet parsed data at which a connection stops reading from its fd
     /// (Kestrel's <c>MaxRequestBufferSize</c> counterpart). Default 1 MiB.
     /// </summary>

@@ -298,14 +298,32 @@ public sealed class HttpTests
         Assert.That(ids, Has.Length.EqualTo(50));
     }
 
-    [TestCase(0, true, null, null)]
-    [TestCase(0, false, -1, false)]
-    [TestCase(3, true, 3, true)]
-    [TestCase(3, false, 3, false)]
-    [CancelAfter(10_000)]
-    public void ReactorOptions_PickTheSharedGroupOrTheServersOwn(int reactorCount, bool yieldBeforeWaiting, int? expectedCount, bool? expectedYield)
+    /// <summary>Every request and response goes through reactors that hand the polling to the pool after each wake-up.</summary>
+    [Test, CancelAfter(30_000)]
+    public async Task HandOffReactors_StillServe(CancellationToken ct)
     {
-        var options = new PipeTransportOptions { ReactorCount = reactorCount, ReactorsYieldBeforeWaiting = yieldBeforeWaiting };
+        await using var server = await StartTcpAndUnixAsync(ct, o => o.ReactorPolling = ReactorPolling.HandOffToThreadPool);
+        using var client = server.CreateTcpClient();
+        using var unixClient = TestServer.CreateUnixClient(SocketPath);
+
+        using var response = await client.PostAsync("/sha256", new TestData.Content(16L << 20, 7), ct);
+        var ids = await Task.WhenAll(Enumerable.Range(0, 50).Select(i => (i % 2 == 0 ? client : unixClient).GetStringAsync("/id", ct)));
+
+        Assert.That(await response.Content.ReadAsStringAsync(ct), Is.EqualTo($"{16L << 20}:{TestData.Sha256(16L << 20, 7)}"));
+        Assert.That(ids, Has.Length.EqualTo(50));
+    }
+
+    [TestCase(0, true, ReactorPolling.Auto, null, null)]
+    [TestCase(0, false, ReactorPolling.Auto, -1, false)]
+    [TestCase(3, true, ReactorPolling.Auto, 3, true)]
+    [TestCase(3, false, ReactorPolling.Auto, 3, false)]
+    [TestCase(0, true, ReactorPolling.HandOffToThreadPool, -1, true)]
+    [TestCase(0, true, ReactorPolling.DedicatedThread, -1, true)]
+    [TestCase(2, false, ReactorPolling.HandOffToThreadPool, 2, false)]
+    [CancelAfter(10_000)]
+    public void ReactorOptions_PickTheSharedGroupOrTheServersOwn(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling, int? expectedCount, bool? expectedYield)
+    {
+        var options = new PipeTransportOptions { ReactorCount = reactorCount, ReactorsYieldBeforeWaiting = yieldBeforeWaiting, ReactorPolling = polling };
         using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options), new EmptyServices());
 
         ReactorGroup? group = factory.GetReactorGroup();
@@ -321,6 +339,7 @@ public sealed class HttpTests
             Assert.That(group, Is.Not.Null.And.Not.SameAs(ReactorGroup.Default));
             Assert.That(group!.Count, Is.EqualTo(expectedCount == -1 ? Environment.ProcessorCount : expectedCount));
             Assert.That(group.YieldsBeforeWaiting, Is.EqualTo(expectedYield));
+            Assert.That(group.Polling, Is.EqualTo(polling == ReactorPolling.Auto ? ReactorGroup.Default.Polling : polling));
             Assert.That(factory.GetReactorGroup(), Is.SameAs(group), "one group per server");
         });
     }

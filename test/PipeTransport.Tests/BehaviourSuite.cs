@@ -7,19 +7,31 @@ namespace PipeTransport.Tests;
 
 /// <summary>
 /// One behaviour suite, run over every fd kind (FIFO pair, anonymous pipes, socketpair, Unix and
-/// TCP sockets): the same tests, only the way the two ends are connected differs.
+/// TCP sockets), each on the default reactors and on reactors that hand the polling to the thread
+/// pool: the same tests, only the way the two ends are connected and polled differs.
 /// </summary>
-[TestFixtureSource(typeof(FdKinds), nameof(FdKinds.All))]
+[TestFixtureSource(typeof(FdKinds), nameof(FdKinds.AllWithPolling))]
 public sealed class BehaviourSuite
 {
     private readonly string _kind;
+    private readonly string _reactors;
 
-    public BehaviourSuite(string kind) => _kind = kind;
+    public BehaviourSuite(string kind, string reactors)
+    {
+        _kind = kind;
+        _reactors = reactors;
+    }
+
+    /// <summary>This fixture's reactors (null: the default group; the hand-off group is shared and never disposed).</summary>
+    private ReactorGroup? Reactors => FdKinds.Reactors(_reactors);
+
+    /// <summary>The suite's options: the library's defaults on this fixture's reactors.</summary>
+    private FdConnectionOptions Options() => new() { ReactorGroup = Reactors };
 
     [Test, CancelAfter(20_000)]
     public async Task Echo(CancellationToken ct)
     {
-        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, null, ct);
+        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, Options(), ct);
         Task echo = EchoAsync(pair.B, ct);
         for (int i = 0; i < 100; i++)
         {
@@ -41,7 +53,7 @@ public sealed class BehaviourSuite
     [CancelAfter(20_000)]
     public async Task HalfCloseKeepsTheOtherDirectionOpen(bool fromA, CancellationToken ct)
     {
-        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, null, ct);
+        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, Options(), ct);
         FdConnection closer = fromA ? pair.A : pair.B;
         FdConnection other = fromA ? pair.B : pair.A;
 
@@ -91,7 +103,7 @@ public sealed class BehaviourSuite
     public async Task OneGibibyteEachWayArrivesIntact(CancellationToken ct)
     {
         const long size = 1L << 30;
-        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, null, ct);
+        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, Options(), ct);
         var sentAB = new TestData(1);
         var sentBA = new TestData(2);
         var receivedAB = new TestData(0);
@@ -118,7 +130,7 @@ public sealed class BehaviourSuite
     {
         const int pause = 256 * 1024;
         const int block = 16 * 1024;
-        var options = new FdConnectionOptions { InputPauseThreshold = pause, InputResumeThreshold = pause / 2, BufferSize = block };
+        var options = new FdConnectionOptions { InputPauseThreshold = pause, InputResumeThreshold = pause / 2, BufferSize = block, ReactorGroup = Reactors };
         await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, options, ct);
 
         // Far more than the pause threshold plus every kernel buffer on the way (loopback TCP can hold megabytes).
@@ -162,7 +174,7 @@ public sealed class BehaviourSuite
     [Test, CancelAfter(20_000)]
     public async Task AbortCompletesBothPipesAndTellsThePeer(CancellationToken ct)
     {
-        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, null, ct);
+        await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, Options(), ct);
         ValueTask<ReadResult> pendingRead = pair.A.Input.ReadAsync(ct);
         var closed = new TaskCompletionSource();
         pair.A.Closed.Register(() => closed.TrySetResult());
@@ -195,7 +207,7 @@ public sealed class BehaviourSuite
     [Test, CancelAfter(20_000)]
     public async Task DisposeCompletesPendingReadsAndFlushes(CancellationToken ct)
     {
-        var options = new FdConnectionOptions { OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024 };
+        var options = new FdConnectionOptions { OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024, ReactorGroup = Reactors };
         await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, options, ct);
         ValueTask<ReadResult> pendingRead = pair.A.Input.ReadAsync(ct);
 

@@ -52,6 +52,26 @@ public static class FdKinds
 
     public static readonly string[] All = [FifoPair, AnonymousPipes, SocketPair, Unix, Tcp];
 
+    /// <summary>The default group (<see cref="ReactorGroup.Default"/>, whatever it resolved to here).</summary>
+    public const string DefaultReactors = "default reactors";
+
+    /// <summary>A group that always hands the polling to the pool (<see cref="ReactorPolling.HandOffToThreadPool"/>).</summary>
+    public const string HandOffReactors = "hand-off reactors";
+
+    private static readonly Lazy<ReactorGroup> HandOffGroup = new(() => new ReactorGroup(2, true, ReactorPolling.HandOffToThreadPool));
+
+    /// <summary>Every fd kind, on each kind of reactor group.</summary>
+    public static IEnumerable<object[]> AllWithPolling =>
+        All.SelectMany(kind => new[] { new object[] { kind, DefaultReactors }, new object[] { kind, HandOffReactors } });
+
+    /// <summary>The group a fixture parameter names (null: the default group).</summary>
+    public static ReactorGroup? Reactors(string name) => name switch
+    {
+        DefaultReactors => null,
+        HandOffReactors => HandOffGroup.Value,
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
+    };
+
     public static async Task<ConnectedPair> ConnectAsync(string kind, FdConnectionOptions? options, CancellationToken cancellationToken)
     {
         switch (kind)

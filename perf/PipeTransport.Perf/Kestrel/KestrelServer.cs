@@ -44,6 +44,12 @@ internal static class KestrelServer
             case KestrelTransports.PipeNoYield:
                 builder.WebHost.UsePipeTransport(o => o.ReactorsYieldBeforeWaiting = false);
                 break;
+            case KestrelTransports.PipeDedicated:
+                builder.WebHost.UsePipeTransport(o => o.ReactorPolling = ReactorPolling.DedicatedThread);
+                break;
+            case KestrelTransports.PipeHandOff:
+                builder.WebHost.UsePipeTransport(o => o.ReactorPolling = ReactorPolling.HandOffToThreadPool);
+                break;
             default:
                 throw new ArgumentException($"unknown transport {transport}");
         }

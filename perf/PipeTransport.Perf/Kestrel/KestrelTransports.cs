@@ -13,6 +13,10 @@ internal static class KestrelTransports
 
     public const string PipeNoYield = "pipe-no-yield";
 
+    public const string PipeDedicated = "pipe-dedicated";
+
+    public const string PipeHandOff = "pipe-hand-off";
+
     public static string DisplayName(string transport) => transport switch
     {
         Pipe => "UsePipeTransport()",
@@ -20,6 +24,8 @@ internal static class KestrelTransports
         PipeInline => "UsePipeTransport(UnsafePreferInlineScheduling)",
         PipePoolSend => "UsePipeTransport(PoolSendThreshold = 64 KiB)",
         PipeNoYield => "UsePipeTransport(ReactorsYieldBeforeWaiting = false)",
+        PipeDedicated => "UsePipeTransport(ReactorPolling = DedicatedThread)",
+        PipeHandOff => "UsePipeTransport(ReactorPolling = HandOffToThreadPool)",
         _ => transport,
     };
 }

@@ -30,6 +30,8 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
         new(KestrelTransports.DisplayName(KestrelTransports.PipeInline), c => RunAsync(c, KestrelTransports.PipeInline), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipePoolSend), c => RunAsync(c, KestrelTransports.PipePoolSend), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeNoYield), c => RunAsync(c, KestrelTransports.PipeNoYield), Extra: true),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeDedicated), c => RunAsync(c, KestrelTransports.PipeDedicated), Extra: true),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeHandOff), c => RunAsync(c, KestrelTransports.PipeHandOff), Extra: true),
     ];
 
     private async Task<Sample> RunAsync(RunContext context, string transport)

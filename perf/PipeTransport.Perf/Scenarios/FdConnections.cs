@@ -7,6 +7,8 @@ internal static class FdConnections
 {
     private static readonly ReactorGroup OneReactor = new(1);
     private static readonly Lazy<ReactorGroup> NoYieldReactors = new(() => new ReactorGroup(Environment.ProcessorCount, yieldBeforeWaiting: false));
+    private static readonly Lazy<ReactorGroup> DedicatedReactors = new(() => new ReactorGroup(Environment.ProcessorCount, true, ReactorPolling.DedicatedThread));
+    private static readonly Lazy<ReactorGroup> HandOffReactors = new(() => new ReactorGroup(Environment.ProcessorCount, true, ReactorPolling.HandOffToThreadPool));
 
     /// <summary>The library's defaults, with the run's buffer size as the pool block size.</summary>
     public static FdConnectionOptions Options(RunContext context) => new() { BufferSize = context.Settings.BufferSize };
@@ -33,16 +35,31 @@ internal static class FdConnections
         InlineTransportScheduling = false,
     };
 
-    /// <summary>
-    /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
-    /// (the default group hands each fd to the next reactor, round-robin).
-    /// </summary>
+    /// <summary><see cref="Options"/> on reactors that block in epoll_wait at once (no yield first).</summary>
     public static FdConnectionOptions NoYieldOptions(RunContext context) => new()
     {
         BufferSize = context.Settings.BufferSize,
         ReactorGroup = NoYieldReactors.Value,
     };
 
+    /// <summary><see cref="Options"/> on reactors whose own thread always polls (<see cref="ReactorPolling.DedicatedThread"/>).</summary>
+    public static FdConnectionOptions DedicatedOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = DedicatedReactors.Value,
+    };
+
+    /// <summary><see cref="Options"/> on reactors that hand the polling to the pool after a wake-up (<see cref="ReactorPolling.HandOffToThreadPool"/>).</summary>
+    public static FdConnectionOptions HandOffOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = HandOffReactors.Value,
+    };
+
+    /// <summary>
+    /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
+    /// (the default group hands each fd to the next reactor, round-robin).
+    /// </summary>
     public static FdConnectionOptions OneReactorOptions(RunContext context) => new()
     {
         BufferSize = context.Settings.BufferSize,

@@ -26,6 +26,8 @@ internal sealed class FifoCopyScenario : IScenario
         new("FileStream.CopyToAsync", c => RunAsync(c, CopyWithFileStreamsAsync), 1.0),
         new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
+        new("FdConnection, ReactorPolling.DedicatedThread", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.DedicatedOptions(c))), Extra: true),
+        new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.HandOffOptions(c))), Extra: true),
         new("FdConnection, one reactor", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.OneReactorOptions(c))), Extra: true),
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.LargeOutputOptions(c))), Extra: true),
     ];

@@ -27,6 +27,8 @@ internal sealed class FifoReadScenario : IScenario
         new("FileStream + PipeReader.Create", c => RunAsync(c, ReadWithStreamPipeReaderAsync), 1.0),
         new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 0.9),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.InlineOptions(c))), Extra: true),
+        new("FdConnection, ReactorPolling.DedicatedThread", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.DedicatedOptions(c))), Extra: true),
+        new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.HandOffOptions(c))), Extra: true),
     ];
 
     private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)

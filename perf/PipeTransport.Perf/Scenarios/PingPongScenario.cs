@@ -36,6 +36,8 @@ internal sealed class PingPongScenario(SocketKind kind) : IScenario
         new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),
         new("FdConnection, one reactor", c => RunFdConnectionAsync(c, FdConnections.OneReactorOptions(c)), Extra: true),
         new("FdConnection, reactors that block at once (YieldsBeforeWaiting = false)", c => RunFdConnectionAsync(c, FdConnections.NoYieldOptions(c)), Extra: true),
+        new("FdConnection, ReactorPolling.DedicatedThread", c => RunFdConnectionAsync(c, FdConnections.DedicatedOptions(c)), Extra: true),
+        new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunFdConnectionAsync(c, FdConnections.HandOffOptions(c)), Extra: true),
     ];
 
     private async Task<Sample> RunFdConnectionAsync(RunContext context, FdConnectionOptions options)

@@ -34,6 +34,8 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
         new("Socket + NetworkStream + PipeReader/PipeWriter.Create", RunNetworkStreamAsync, 1.2),
         new("raw Socket.SendAsync/ReceiveAsync", RunRawSocketAsync),
         new("FdConnection, reactors that block at once (YieldsBeforeWaiting = false)", c => RunFdConnectionAsync(c, FdConnections.NoYieldOptions(c)), Extra: true),
+        new("FdConnection, ReactorPolling.DedicatedThread", c => RunFdConnectionAsync(c, FdConnections.DedicatedOptions(c)), Extra: true),
+        new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunFdConnectionAsync(c, FdConnections.HandOffOptions(c)), Extra: true),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunFdConnectionAsync(c, FdConnections.LargeOutputOptions(c)), Extra: true),
         new("FdConnection, transport on the pool, application inline after it", c => RunFdConnectionAsync(c, FdConnections.PoolOptions(c)), Extra: true),

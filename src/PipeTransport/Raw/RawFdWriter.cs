@@ -29,8 +29,9 @@ public sealed class RawFdWriter
     /// <param name="fd">The fd to write (a pipe, a FIFO, a socket, a tty, ...).</param>
     /// <param name="name">Names the fd in error messages.</param>
     /// <param name="continueOnReactor">
-    /// When a write had to wait, complete it on the reactor thread that saw the fd writable, so the
-    /// caller's code after the <c>await</c> runs there without a thread-pool hand-off. Only for a caller
+    /// When a write had to wait, complete it where the reactor saw the fd writable (its thread, or with
+    /// <see cref="ReactorPolling.HandOffToThreadPool"/> the pool thread polling for it), so the caller's
+    /// code after the <c>await</c> runs there without another hand-off. Only for a caller
     /// whose continuation is short and never blocks (a copy loop); the default completes on the thread pool.
     /// </param>
     public RawFdWriter(RawFd fd, string? name = null, bool continueOnReactor = false)

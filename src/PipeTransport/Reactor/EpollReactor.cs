@@ -8,8 +8,19 @@ namespace PipeTransport.Reactor;
 /// a token (slot index + generation) as its user data, so an event that arrives for a registration
 /// that has since been removed (and whose fd number may have been reused) is dropped.
 /// </summary>
-internal sealed class EpollReactor : IDisposable
+/// <remarks>
+/// With hand-off (<see cref="PipeTransport.ReactorPolling.HandOffToThreadPool"/>), a wake-up that dispatched events
+/// passes the polling to a thread-pool work item queued behind the continuations it scheduled: the
+/// pool thread that runs them then asks epoll without blocking and dispatches what their writes made
+/// ready, so on one CPU a request and its reply need no context switch. The first time that work item
+/// finds nothing ready it hands the polling back to the reactor thread, which blocks in epoll_wait.
+/// Exactly one of the two polls at any time, so dispatch stays serial per reactor.
+/// </remarks>
+internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 {
+    [ThreadStatic]
+    private static EpollReactor? t_dispatching;
+
     private const int BatchSize = 256;
     private const ulong WakeToken = ulong.MaxValue;
 
@@ -22,11 +33,16 @@ internal sealed class EpollReactor : IDisposable
     private int _used;
     private uint _generation;
     private readonly bool _yieldBeforeWaiting;
+    private readonly bool _handOff;
+    private readonly EpollEventBuffer? _poolEvents;
+    private readonly SemaphoreSlim _pollingReturned = new(0, 1);
+    private YieldPolicy _yieldPolicy;
     private volatile bool _stopping;
 
-    public EpollReactor(string name, bool yieldBeforeWaiting)
+    public EpollReactor(string name, bool yieldBeforeWaiting, bool handOff = false)
     {
         _yieldBeforeWaiting = yieldBeforeWaiting;
+        _handOff = handOff;
         int epfd = Sys.EpollCreate();
         if (epfd < 0)
         {
@@ -50,9 +66,17 @@ internal sealed class EpollReactor : IDisposable
             throw PipeTransportException.FromResult(r, "epoll_ctl(ADD)", $"eventfd {efd}");
         }
 
+        if (handOff)
+        {
+            _poolEvents = new EpollEventBuffer(BatchSize);
+        }
+
         _thread = new Thread(Run) { IsBackground = true, Name = name };
         _thread.UnsafeStart();
     }
+
+    /// <summary>Whether wake-ups hand the polling to the thread pool (see the remarks on the class).</summary>
+    public bool HandsOff => _handOff;
 
     /// <summary>How many fds are registered now.</summary>
     public int RegisteredCount
@@ -130,22 +154,21 @@ internal sealed class EpollReactor : IDisposable
     {
         using var events = new EpollEventBuffer(BatchSize);
         bool dispatched = false;
-        var yieldPolicy = default(YieldPolicy);
         while (!_stopping)
         {
             // After a wake-up that dispatched events, yield once and look again without blocking
             // (see YieldPolicy for when that pays and when the reactor stops doing it).
             int n = 0;
-            if (dispatched && _yieldBeforeWaiting)
+            if (dispatched && _yieldBeforeWaiting && !_handOff)
             {
                 long before = Stopwatch.GetTimestamp();
-                if (yieldPolicy.ShouldYield(before))
+                if (_yieldPolicy.ShouldYield(before))
                 {
                     long workBefore = ThreadPool.CompletedWorkItemCount;
                     Sys.Yield();
                     long after = Stopwatch.GetTimestamp();
                     n = events.Wait(_epoll.Fd, 0);
-                    yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
+                    _yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
                 }
             }
 
@@ -160,6 +183,66 @@ internal sealed class EpollReactor : IDisposable
                 Environment.FailFast($"epoll_wait failed: {PipeTransportException.ToErrno(-n)}");
             }
 
+            Dispatch(events, n);
+            if (_handOff && dispatched && !_stopping)
+            {
+                // The pool polls until it finds nothing ready; this thread waits for its turn back.
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                _pollingReturned.Wait();
+            }
+        }
+
+        _poolEvents?.Dispose();
+        lock (_gate)
+        {
+            // Under the lock Dispose signals the eventfd in, so it never writes to a closed fd number.
+            _wake.Dispose();
+            _epoll.Dispose();
+        }
+    }
+
+    /// <summary>The thread pool's turn at polling (hand-off only): dispatch what is ready, or give the polling back.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        EpollEventBuffer events = _poolEvents!;
+        int n = _stopping ? 0 : events.Wait(_epoll.Fd, 0);
+        if (n == 0 && !_stopping && _yieldBeforeWaiting)
+        {
+            // Nothing ready: before handing the polling back, yield once and look again, so a peer on
+            // this CPU (a client process, another thread) can answer first (the same rule and back-off
+            // as the reactor thread's yield; one poller at a time, so they share the policy).
+            long before = Stopwatch.GetTimestamp();
+            if (_yieldPolicy.ShouldYield(before))
+            {
+                long workBefore = ThreadPool.CompletedWorkItemCount;
+                Sys.Yield();
+                long after = Stopwatch.GetTimestamp();
+                n = events.Wait(_epoll.Fd, 0);
+                _yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
+            }
+        }
+
+        if (n <= 0)
+        {
+            if (n < 0)
+            {
+                Environment.FailFast($"epoll_wait failed: {PipeTransportException.ToErrno(-n)}");
+            }
+
+            _pollingReturned.Release();
+            return;
+        }
+
+        Dispatch(events, n);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    private void Dispatch(EpollEventBuffer events, int n)
+    {
+        EpollReactor? outer = t_dispatching;
+        t_dispatching = this;
+        try
+        {
             Registration?[] table = Volatile.Read(ref _table);
             for (int i = 0; i < n; i++)
             {
@@ -188,21 +271,26 @@ internal sealed class EpollReactor : IDisposable
                 }
             }
         }
-
-        _wake.Dispose();
-        _epoll.Dispose();
+        finally
+        {
+            t_dispatching = outer;
+        }
     }
 
     public void Dispose()
     {
-        if (_stopping)
+        lock (_gate)
         {
-            return;
+            if (!_stopping)
+            {
+                _stopping = true;
+                Sys.SignalEventFd(_wake.Fd);
+            }
         }
 
-        _stopping = true;
-        Sys.SignalEventFd(_wake.Fd);
-        if (Thread.CurrentThread != _thread)
+        // Not joined from inside this reactor's own dispatch (either thread): the join would wait for
+        // itself. A later Dispose from outside joins (the thread closes the epoll fd and eventfd).
+        if (Thread.CurrentThread != _thread && t_dispatching != this)
         {
             _thread.Join();
         }

@@ -19,19 +19,38 @@ public sealed class ReactorGroup : IDisposable
     {
     }
 
-    /// <summary>Starts <paramref name="reactorCount"/> reactor threads.</summary>
+    /// <summary>Starts <paramref name="reactorCount"/> reactor threads, polling as <see cref="ReactorPolling.Auto"/> picks.</summary>
     /// <param name="reactorCount">How many reactors (threads, epoll fds) the group runs.</param>
     /// <param name="yieldBeforeWaiting">See <see cref="YieldsBeforeWaiting"/>.</param>
     public ReactorGroup(int reactorCount, bool yieldBeforeWaiting)
+        : this(reactorCount, yieldBeforeWaiting, ReactorPolling.Auto)
+    {
+    }
+
+    /// <summary>Starts <paramref name="reactorCount"/> reactor threads.</summary>
+    /// <param name="reactorCount">How many reactors (threads, epoll fds) the group runs.</param>
+    /// <param name="yieldBeforeWaiting">See <see cref="YieldsBeforeWaiting"/> (not used when the polling is handed off).</param>
+    /// <param name="polling">Who polls after a wake-up; see <see cref="ReactorPolling"/>.</param>
+    public ReactorGroup(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(reactorCount, 1);
+        if (!Enum.IsDefined(polling))
+        {
+            throw new ArgumentOutOfRangeException(nameof(polling), polling, "not a ReactorPolling value");
+        }
+
         YieldsBeforeWaiting = yieldBeforeWaiting;
+        Polling = polling != ReactorPolling.Auto ? polling
+            : Environment.ProcessorCount == 1 ? ReactorPolling.HandOffToThreadPool : ReactorPolling.DedicatedThread;
         _reactors = new EpollReactor[reactorCount];
         for (int i = 0; i < reactorCount; i++)
         {
-            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}", yieldBeforeWaiting);
+            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}", yieldBeforeWaiting, Polling == ReactorPolling.HandOffToThreadPool);
         }
     }
+
+    /// <summary>Who polls after a wake-up (<see cref="ReactorPolling.Auto"/> resolved when the group started).</summary>
+    public ReactorPolling Polling { get; }
 
     /// <summary>
     /// True (the default): after a wake-up that dispatched events, a reactor thread calls
