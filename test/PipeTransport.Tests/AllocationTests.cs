@@ -29,18 +29,27 @@ public class AllocationTests
 
     public static IEnumerable<TestCaseData> Kinds()
     {
-        yield return new TestCaseData("socketpair", true).SetArgDisplayNames("socketpair", "inline transport");
-        yield return new TestCaseData("pipes", true).SetArgDisplayNames("anonymous pipes", "inline transport");
-        yield return new TestCaseData("fifos", true).SetArgDisplayNames("FIFO pair", "inline transport");
-        yield return new TestCaseData("unix", true).SetArgDisplayNames("Unix socket", "inline transport");
-        yield return new TestCaseData("tcp", true).SetArgDisplayNames("TCP", "inline transport");
-        yield return new TestCaseData("socketpair", false).SetArgDisplayNames("socketpair", "thread-pool transport");
+        yield return new TestCaseData("socketpair", true, ReactorPolling.Auto).SetArgDisplayNames("socketpair", "inline transport", "default reactors");
+        yield return new TestCaseData("pipes", true, ReactorPolling.Auto).SetArgDisplayNames("anonymous pipes", "inline transport", "default reactors");
+        yield return new TestCaseData("fifos", true, ReactorPolling.Auto).SetArgDisplayNames("FIFO pair", "inline transport", "default reactors");
+        yield return new TestCaseData("unix", true, ReactorPolling.Auto).SetArgDisplayNames("Unix socket", "inline transport", "default reactors");
+        yield return new TestCaseData("tcp", true, ReactorPolling.Auto).SetArgDisplayNames("TCP", "inline transport", "default reactors");
+        yield return new TestCaseData("socketpair", false, ReactorPolling.Auto).SetArgDisplayNames("socketpair", "thread-pool transport", "default reactors");
+        yield return new TestCaseData("socketpair", true, ReactorPolling.HandOffToThreadPool).SetArgDisplayNames("socketpair", "inline transport", "hand-off reactors");
+        yield return new TestCaseData("tcp", true, ReactorPolling.HandOffToThreadPool).SetArgDisplayNames("TCP", "inline transport", "hand-off reactors");
+        yield return new TestCaseData("fifos", true, ReactorPolling.HandOffToThreadPool).SetArgDisplayNames("FIFO pair", "inline transport", "hand-off reactors");
     }
 
+    private static readonly Lazy<ReactorGroup> HandOffReactors = new(() => new ReactorGroup(2, true, ReactorPolling.HandOffToThreadPool));
+
     [TestCaseSource(nameof(Kinds)), CancelAfter(60_000)]
-    public async Task A_steady_state_read_write_cycle_allocates_nothing(string kind, bool inlineTransport, CancellationToken ct)
+    public async Task A_steady_state_read_write_cycle_allocates_nothing(string kind, bool inlineTransport, ReactorPolling polling, CancellationToken ct)
     {
-        var options = new FdConnectionOptions { InlineTransportScheduling = inlineTransport };
+        var options = new FdConnectionOptions
+        {
+            InlineTransportScheduling = inlineTransport,
+            ReactorGroup = polling == ReactorPolling.HandOffToThreadPool ? HandOffReactors.Value : null,
+        };
         using var dir = new TempDirectory();
         (FdConnection a, FdConnection b) = await OpenAsync(kind, options, dir, ct);
         await using (a)
@@ -65,7 +74,7 @@ public class AllocationTests
             }
 
             long allocated = runs.Min();
-            TestContext.Out.WriteLine($"{kind}, inline={inlineTransport}: {string.Join(", ", runs)} bytes over {Cycles} cycles; least {allocated / (double)Cycles:F3} bytes/cycle");
+            TestContext.Out.WriteLine($"{kind}, inline={inlineTransport}, {polling}: {string.Join(", ", runs)} bytes over {Cycles} cycles; least {allocated / (double)Cycles:F3} bytes/cycle");
             Assert.That(allocated, Is.LessThan(Cycles), $"{allocated / (double)Cycles:F3} bytes per cycle");
         }
     }
