@@ -4,7 +4,8 @@ using PipeTransport.Reactor;
 
 /// <summary>
 /// A set of epoll reactors (one thread each). New fds are spread over them round-robin. The
-/// process-wide <see cref="Default"/> group starts on first use with one reactor per processor.
+/// process-wide <see cref="Default"/> group starts on first use with one reactor per processor, polling
+/// as <see cref="ReactorPolling.Auto"/> picks.
 /// </summary>
 public sealed class ReactorGroup : IDisposable
 {
@@ -63,7 +64,8 @@ public sealed class ReactorGroup : IDisposable
     /// meanwhile (this process's continuations). One that gathered neither (a busy thread that does
     /// nothing for the reactor) stops the yielding for 100 ms, so a CPU shared with busy threads costs
     /// at most one slice per 100 ms.
-    /// False: the reactor blocks in <c>epoll_wait</c> at once.
+    /// False: the reactor blocks in <c>epoll_wait</c> at once. With <see cref="ReactorPolling.HandOffToThreadPool"/>
+    /// the same yield, under the same rule, comes before the pool's turn hands the polling back.
     /// </summary>
     public bool YieldsBeforeWaiting { get; }
 
