@@ -56,6 +56,13 @@ internal static class FdConnections
         ReactorGroup = HandOffReactors.Value,
     };
 
+    /// <summary><see cref="Options"/> with every flush sent inside <c>FlushAsync</c> (no bulk send on the pool).</summary>
+    public static FdConnectionOptions InlineSendOptions(RunContext context) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        PoolSendThreshold = int.MaxValue,
+    };
+
     /// <summary>
     /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
     /// (the default group hands each fd to the next reactor, round-robin).

@@ -35,6 +35,7 @@ internal sealed class SocketThroughputScenario(SocketKind kind) : IScenario
         new("raw Socket.SendAsync/ReceiveAsync", RunRawSocketAsync),
         new("FdConnection, reactors that block at once (YieldsBeforeWaiting = false)", c => RunFdConnectionAsync(c, FdConnections.NoYieldOptions(c)), Extra: true),
         new("FdConnection, ReactorPolling.DedicatedThread", c => RunFdConnectionAsync(c, FdConnections.DedicatedOptions(c)), Extra: true),
+        new("FdConnection, PoolSendThreshold = int.MaxValue", c => RunFdConnectionAsync(c, FdConnections.InlineSendOptions(c)), Extra: true),
         new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunFdConnectionAsync(c, FdConnections.HandOffOptions(c)), Extra: true),
         new("FdConnection, ApplicationScheduler = Inline", c => RunFdConnectionAsync(c, FdConnections.InlineOptions(c)), Extra: true),
         new("FdConnection, OutputPauseThreshold = 1 MiB", c => RunFdConnectionAsync(c, FdConnections.LargeOutputOptions(c)), Extra: true),
