@@ -36,25 +36,13 @@ internal static class FdConnections
     };
 
     /// <summary><see cref="Options"/> on reactors that block in epoll_wait at once (no yield first).</summary>
-    public static FdConnectionOptions NoYieldOptions(RunContext context) => new()
-    {
-        BufferSize = context.Settings.BufferSize,
-        ReactorGroup = NoYieldReactors.Value,
-    };
+    public static FdConnectionOptions NoYieldOptions(RunContext context) => OnReactors(context, NoYieldReactors.Value);
 
     /// <summary><see cref="Options"/> on reactors whose own thread always polls (<see cref="ReactorPolling.DedicatedThread"/>).</summary>
-    public static FdConnectionOptions DedicatedOptions(RunContext context) => new()
-    {
-        BufferSize = context.Settings.BufferSize,
-        ReactorGroup = DedicatedReactors.Value,
-    };
+    public static FdConnectionOptions DedicatedOptions(RunContext context) => OnReactors(context, DedicatedReactors.Value);
 
     /// <summary><see cref="Options"/> on reactors that hand the polling to the pool after a wake-up (<see cref="ReactorPolling.HandOffToThreadPool"/>).</summary>
-    public static FdConnectionOptions HandOffOptions(RunContext context) => new()
-    {
-        BufferSize = context.Settings.BufferSize,
-        ReactorGroup = HandOffReactors.Value,
-    };
+    public static FdConnectionOptions HandOffOptions(RunContext context) => OnReactors(context, HandOffReactors.Value);
 
     /// <summary><see cref="Options"/> with every flush sent inside <c>FlushAsync</c> (no bulk send on the pool).</summary>
     public static FdConnectionOptions InlineSendOptions(RunContext context) => new()
@@ -67,11 +55,7 @@ internal static class FdConnections
     /// <see cref="Options"/> with every fd on one reactor, so both fds of a FIFO pair share a thread
     /// (the default group hands each fd to the next reactor, round-robin).
     /// </summary>
-    public static FdConnectionOptions OneReactorOptions(RunContext context) => new()
-    {
-        BufferSize = context.Settings.BufferSize,
-        ReactorGroup = OneReactor,
-    };
+    public static FdConnectionOptions OneReactorOptions(RunContext context) => OnReactors(context, OneReactor);
 
     /// <summary>
     /// <see cref="Options"/> with a 1 MiB output pause threshold (resume at 512 KiB): with 64 KiB
@@ -82,6 +66,13 @@ internal static class FdConnections
         BufferSize = context.Settings.BufferSize,
         OutputPauseThreshold = 1 << 20,
         OutputResumeThreshold = 512 << 10,
+    };
+
+    /// <summary><see cref="Options"/> on <paramref name="reactors"/>.</summary>
+    private static FdConnectionOptions OnReactors(RunContext context, ReactorGroup reactors) => new()
+    {
+        BufferSize = context.Settings.BufferSize,
+        ReactorGroup = reactors,
     };
 
     /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>

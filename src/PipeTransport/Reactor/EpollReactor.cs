@@ -158,19 +158,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
         {
             // After a wake-up that dispatched events, yield once and look again without blocking
             // (see YieldPolicy for when that pays and when the reactor stops doing it).
-            int n = 0;
-            if (dispatched && _yieldBeforeWaiting && !_handOff)
-            {
-                long before = Stopwatch.GetTimestamp();
-                if (_yieldPolicy.ShouldYield(before))
-                {
-                    long workBefore = ThreadPool.CompletedWorkItemCount;
-                    Sys.Yield();
-                    long after = Stopwatch.GetTimestamp();
-                    n = events.Wait(_epoll.Fd, 0);
-                    _yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
-                }
-            }
+            int n = dispatched && !_handOff ? YieldThenLook(events) : 0;
 
             if (n == 0)
             {
@@ -206,20 +194,12 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     {
         EpollEventBuffer events = _poolEvents!;
         int n = _stopping ? 0 : events.Wait(_epoll.Fd, 0);
-        if (n == 0 && !_stopping && _yieldBeforeWaiting)
+        if (n == 0 && !_stopping)
         {
             // Nothing ready: before handing the polling back, yield once and look again, so a peer on
             // this CPU (a client process, another thread) can answer first (the same rule and back-off
             // as the reactor thread's yield; one poller at a time, so they share the policy).
-            long before = Stopwatch.GetTimestamp();
-            if (_yieldPolicy.ShouldYield(before))
-            {
-                long workBefore = ThreadPool.CompletedWorkItemCount;
-                Sys.Yield();
-                long after = Stopwatch.GetTimestamp();
-                n = events.Wait(_epoll.Fd, 0);
-                _yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
-            }
+            n = YieldThenLook(events);
         }
 
         if (n <= 0)
@@ -235,6 +215,31 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 
         Dispatch(events, n);
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    /// <summary>
+    /// Yields the CPU once and asks epoll without blocking, when <see cref="YieldPolicy"/> says it pays
+    /// (and the group yields at all); returns the events ready then, 0 when it did not yield.
+    /// </summary>
+    private int YieldThenLook(EpollEventBuffer events)
+    {
+        if (!_yieldBeforeWaiting)
+        {
+            return 0;
+        }
+
+        long before = Stopwatch.GetTimestamp();
+        if (!_yieldPolicy.ShouldYield(before))
+        {
+            return 0;
+        }
+
+        long workBefore = ThreadPool.CompletedWorkItemCount;
+        Sys.Yield();
+        long after = Stopwatch.GetTimestamp();
+        int n = events.Wait(_epoll.Fd, 0);
+        _yieldPolicy.OnYielded(before, after, n, ThreadPool.CompletedWorkItemCount - workBefore);
+        return n;
     }
 
     private void Dispatch(EpollEventBuffer events, int n)
