@@ -122,7 +122,9 @@ public sealed class ReactorPollingTests
         await reader;
         await a.DisposeAsync();
         await b.DisposeAsync();
-        group.Dispose(); // from outside now: joins the reactor thread, which closes its epoll fd and eventfd
+        // From outside now (a fresh pool work item: the code after an await may itself run inside a
+        // reactor's dispatch): joins the reactor thread, which closes its epoll fd and eventfd.
+        await Task.Run(group.Dispose, ct);
         Assert.That(OpenFdCount(), Is.EqualTo(fdsBefore), "the pair's fds and the reactor's epoll fd and eventfd are closed");
     }
 
@@ -203,7 +205,7 @@ public sealed class ReactorPollingTests
             await a.DisposeAsync();
             await b.DisposeAsync();
             await pump;
-            group.Dispose();
+            await Task.Run(group.Dispose, ct); // outside any dispatch, so it joins (see above)
         }
 
         Assert.That(OpenFdCount(), Is.EqualTo(fdsBefore));

@@ -23,6 +23,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 
     private const int BatchSize = 256;
     private const ulong WakeToken = ulong.MaxValue;
+    private const int SlowTurnsBeforeSuspending = 2;
 
     private readonly SafeFdHandle _epoll;
     private readonly SafeFdHandle _wake;
@@ -37,6 +38,10 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private readonly EpollEventBuffer? _poolEvents;
     private readonly SemaphoreSlim _pollingReturned = new(0, 1);
     private YieldPolicy _yieldPolicy;
+    private long _turnQueuedAt;
+    private long _turnQueuedWork;
+    private long _handOffSuspendedUntil;
+    private int _slowTurns;
     private volatile bool _stopping;
 
     public EpollReactor(string name, bool yieldBeforeWaiting, bool handOff = false)
@@ -154,11 +159,13 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     {
         using var events = new EpollEventBuffer(BatchSize);
         bool dispatched = false;
+        bool handedOff = false;
         while (!_stopping)
         {
             // After a wake-up that dispatched events, yield once and look again without blocking
-            // (see YieldPolicy for when that pays and when the reactor stops doing it).
-            int n = dispatched && !_handOff ? YieldThenLook(events) : 0;
+            // (see YieldPolicy for when that pays and when the reactor stops doing it). After a
+            // hand-off the pool's turn did that before it gave the polling back.
+            int n = dispatched && !handedOff ? YieldThenLook(events) : 0;
 
             if (n == 0)
             {
@@ -172,10 +179,11 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             }
 
             Dispatch(events, n);
-            if (_handOff && dispatched && !_stopping)
+            handedOff = _handOff && dispatched && !_stopping && Stopwatch.GetTimestamp() >= _handOffSuspendedUntil;
+            if (handedOff)
             {
                 // The pool polls until it finds nothing ready; this thread waits for its turn back.
-                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                QueuePoolTurn();
                 _pollingReturned.Wait();
             }
         }
@@ -193,6 +201,28 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     void IThreadPoolWorkItem.Execute()
     {
         EpollEventBuffer events = _poolEvents!;
+        long now = Stopwatch.GetTimestamp();
+        if (now - _turnQueuedAt > YieldPolicy.LongYieldTicks
+            && ThreadPool.CompletedWorkItemCount - _turnQueuedWork < YieldPolicy.MinBatch)
+        {
+            // This turn waited over 200 µs in the queue while the pool ran almost nothing: some other
+            // thread held the CPU. Once in a while that is the runtime's or the application's own;
+            // twice in a row, threads of other processes hold the CPU(s), and with nobody asleep in
+            // epoll_wait readiness wakes nobody, so every reply would wait for a slice. Then the
+            // reactor thread, which epoll does wake, polls alone for the next 100 ms.
+            if (++_slowTurns >= SlowTurnsBeforeSuspending)
+            {
+                _slowTurns = 0;
+                _handOffSuspendedUntil = now + YieldPolicy.BackoffTicks;
+                _pollingReturned.Release();
+                return;
+            }
+        }
+        else
+        {
+            _slowTurns = 0;
+        }
+
         int n = _stopping ? 0 : events.Wait(_epoll.Fd, 0);
         if (n == 0 && !_stopping)
         {
@@ -214,6 +244,14 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
         }
 
         Dispatch(events, n);
+        QueuePoolTurn();
+    }
+
+    /// <summary>Queues the pool's turn at polling, noting when (the turn checks how long it waited).</summary>
+    private void QueuePoolTurn()
+    {
+        _turnQueuedAt = Stopwatch.GetTimestamp();
+        _turnQueuedWork = ThreadPool.CompletedWorkItemCount;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
