@@ -91,10 +91,35 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
 
     public async Task<int> WaitExitAsync(CancellationToken cancellationToken)
     {
-        await _process.WaitForExitAsync(cancellationToken);
-        await _stderrClosed.Task.WaitAsync(cancellationToken);
+        try
+        {
+            await _process.WaitForExitAsync(cancellationToken);
+            await _stderrClosed.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // A hang: say where the child's threads are, for the test log.
+            string report = $"still running after {Elapsed.Elapsed.TotalSeconds:F1} s ({(_process.HasExited ? "exited, stderr open" : "not exited")}); " +
+                $"threads: {DescribeThreads()}; stderr: {Stderr}";
+            NUnit.Framework.TestContext.Out.WriteLine(report);
+            throw new TimeoutException(report);
+        }
         Elapsed.Stop();
         return _process.ExitCode;
+    }
+
+    /// <summary>Each thread of the child as "name: wchan" (what it waits in, from /proc).</summary>
+    private string DescribeThreads()
+    {
+        try
+        {
+            return string.Join(", ", Directory.GetDirectories($"/proc/{_process.Id}/task").Select(task =>
+                $"{File.ReadAllText(Path.Combine(task, "comm")).Trim()}: {File.ReadAllText(Path.Combine(task, "wchan")).Trim()}"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return $"unavailable ({e.Message})";
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -24,6 +24,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private const int BatchSize = 256;
     private const ulong WakeToken = ulong.MaxValue;
     private const int SlowTurnsBeforeSuspending = 2;
+    private static readonly bool MultiCpu = Environment.ProcessorCount > 1;
 
     private readonly SafeFdHandle _epoll;
     private readonly SafeFdHandle _wake;
@@ -201,15 +202,19 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     void IThreadPoolWorkItem.Execute()
     {
         EpollEventBuffer events = _poolEvents!;
-        long now = Stopwatch.GetTimestamp();
-        if (now - _turnQueuedAt > YieldPolicy.LongYieldTicks
+        long now = MultiCpu ? Stopwatch.GetTimestamp() : 0;
+        if (MultiCpu && now - _turnQueuedAt > YieldPolicy.LongYieldTicks
             && ThreadPool.CompletedWorkItemCount - _turnQueuedWork < YieldPolicy.MinBatch)
         {
             // This turn waited over 200 µs in the queue while the pool ran almost nothing: some other
             // thread held the CPU. Once in a while that is the runtime's or the application's own;
-            // twice in a row, threads of other processes hold the CPU(s), and with nobody asleep in
+            // twice in a row, threads of other processes hold the CPUs, and with nobody asleep in
             // epoll_wait readiness wakes nobody, so every reply would wait for a slice. Then the
-            // reactor thread, which epoll does wake, polls alone for the next 100 ms.
+            // reactor thread, which epoll does wake, polls alone for the next 100 ms. Only with
+            // several CPUs: on one, the other process is as often the producer this reactor reads
+            // (a FIFO writer filling the pipe during the wait), and the reactor thread's wake-ups
+            // would have waited for the same slices (pinned with a busy loop on the CPU, the hand-off
+            // still made more round trips than the thread).
             if (++_slowTurns >= SlowTurnsBeforeSuspending)
             {
                 _slowTurns = 0;
@@ -250,8 +255,12 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     /// <summary>Queues the pool's turn at polling, noting when (the turn checks how long it waited).</summary>
     private void QueuePoolTurn()
     {
-        _turnQueuedAt = Stopwatch.GetTimestamp();
-        _turnQueuedWork = ThreadPool.CompletedWorkItemCount;
+        if (MultiCpu)
+        {
+            _turnQueuedAt = Stopwatch.GetTimestamp();
+            _turnQueuedWork = ThreadPool.CompletedWorkItemCount;
+        }
+
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
