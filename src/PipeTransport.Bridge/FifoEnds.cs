@@ -23,7 +23,10 @@ internal static class FifoEnds
     /// <remarks>
     /// One release is not enough: cancellation can come before the thread has entered open(2) (a
     /// signal right after start-up), and a release that opens and closes the FIFO before the thread
-    /// blocks wakes nobody. So the release repeats, with a growing pause, until the open returns.
+    /// blocks wakes nobody. So the cancellation callback itself repeats the release, with a growing
+    /// pause, until the open has returned: on the cancelling thread, never through the thread pool or a
+    /// timer (a bridge cancelled by SIGINT may never have started a pool thread, and under load a
+    /// process was seen with none, its open still blocked 30 s later).
     /// </remarks>
     private static async Task<SafeFileHandle> OpenBlockingAsync(string path, Role role, CancellationToken cancellationToken)
     {
@@ -31,21 +34,25 @@ internal static class FifoEnds
         Task<SafeFileHandle> open = Task.Factory.StartNew(
             () => File.OpenHandle(path, FileMode.Open, access, FileShare.ReadWrite),
             CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using (cancellationToken.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), cancelled))
-            await Task.WhenAny(open, cancelled.Task).ConfigureAwait(false);
-        for (int pauseMs = 1; !open.IsCompleted; pauseMs = Math.Min(pauseMs * 2, MaxReleasePauseMs))
-        {
-            ReleaseBlockedOpen(path);
-            await Task.WhenAny(open, Task.Delay(pauseMs, CancellationToken.None)).ConfigureAwait(false);
-        }
-        SafeFileHandle handle = await open.ConfigureAwait(false);
+        SafeFileHandle handle;
+        using (cancellationToken.Register(() => ReleaseUntilReturned(path, open)))
+            handle = await open.ConfigureAwait(false);
         if (cancellationToken.IsCancellationRequested)
         {
             handle.Dispose();
             cancellationToken.ThrowIfCancellationRequested();
         }
         return handle;
+    }
+
+    private static void ReleaseUntilReturned(string path, Task open)
+    {
+        for (int pauseMs = 1; !open.IsCompleted; pauseMs = Math.Min(pauseMs * 2, MaxReleasePauseMs))
+        {
+            ReleaseBlockedOpen(path);
+            // Waits on the task's own event: no pool thread, no timer. Its exception, if any, is the awaiter's.
+            ((IAsyncResult)open).AsyncWaitHandle.WaitOne(pauseMs);
+        }
     }
 
     private static void ReleaseBlockedOpen(string path)
