@@ -33,6 +33,10 @@ public sealed partial class LifecycleTests
     [Test, CancelAfter(SignalTestBound)]
     public async Task SigintRemovesTheSocketItListensOn(CancellationToken cancellationToken)
     {
+        // A job started in the background by a non-interactive shell (or under nohup and friends)
+        // ignores SIGINT, and so does every child it starts: the bridge would then rightly not react.
+        Assume.That(IgnoredHere(Signum.SIGINT), Is.False,
+            "SIGINT is ignored in this test process (inherited from a background job), so the bridge child inherits that too");
         using var dir = new TempDir();
         string socketPath = dir["l.sock"];
         await using var bridge = BridgeProcess.Start("-v", $"unix-listen:{socketPath}", $"fifo:{dir["a"]}!!fifo:{dir["b"]}");
@@ -42,6 +46,14 @@ public sealed partial class LifecycleTests
         bridge.Signal(Signum.SIGINT);
         Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(130), bridge.Stderr);
         Assert.That(File.Exists(socketPath), Is.False);
+    }
+
+    /// <summary>Whether <paramref name="signal"/> is ignored in this process (the SigIgn mask of /proc/self/status).</summary>
+    private static bool IgnoredHere(Signum signal)
+    {
+        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        ulong mask = ulong.Parse(line["SigIgn:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        return (mask & (1UL << ((int)signal - 1))) != 0;
     }
 
     /// <summary>stdin/stdout are pipes here: auto picks splice for them; the echo ends with EOF both ways.</summary>
