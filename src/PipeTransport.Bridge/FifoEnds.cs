@@ -24,9 +24,8 @@ internal static class FifoEnds
     /// One release is not enough: cancellation can come before the thread has entered open(2) (a
     /// signal right after start-up), and a release that opens and closes the FIFO before the thread
     /// blocks wakes nobody. So the cancellation callback itself repeats the release, with a growing
-    /// pause, until the open has returned: on the cancelling thread, never through the thread pool or a
-    /// timer (a bridge cancelled by SIGINT may never have started a pool thread, and under load a
-    /// process was seen with none, its open still blocked 30 s later).
+    /// pause, until the open has returned: on the cancelling thread (for SIGINT, the runtime's signal
+    /// handler thread), so the shutdown does not depend on the thread pool or a timer.
     /// </remarks>
     private static async Task<SafeFileHandle> OpenBlockingAsync(string path, Role role, CancellationToken cancellationToken)
     {
