@@ -40,15 +40,13 @@ public class AllocationTests
         yield return new TestCaseData("fifos", true, ReactorPolling.HandOffToThreadPool).SetArgDisplayNames("FIFO pair", "inline transport", "hand-off reactors");
     }
 
-    private static readonly Lazy<ReactorGroup> HandOffReactors = new(() => new ReactorGroup(2, true, ReactorPolling.HandOffToThreadPool));
-
     [TestCaseSource(nameof(Kinds)), CancelAfter(60_000)]
     public async Task A_steady_state_read_write_cycle_allocates_nothing(string kind, bool inlineTransport, ReactorPolling polling, CancellationToken ct)
     {
         var options = new FdConnectionOptions
         {
             InlineTransportScheduling = inlineTransport,
-            ReactorGroup = polling == ReactorPolling.HandOffToThreadPool ? HandOffReactors.Value : null,
+            ReactorGroup = FdKinds.Reactors(polling == ReactorPolling.HandOffToThreadPool ? FdKinds.HandOffReactors : FdKinds.DefaultReactors),
         };
         using var dir = new TempDirectory();
         (FdConnection a, FdConnection b) = await OpenAsync(kind, options, dir, ct);

@@ -81,9 +81,6 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
         _thread.UnsafeStart();
     }
 
-    /// <summary>Whether wake-ups hand the polling to the thread pool (see the remarks on the class).</summary>
-    public bool HandsOff => _handOff;
-
     /// <summary>How many fds are registered now.</summary>
     public int RegisteredCount
     {
@@ -180,7 +177,8 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             }
 
             Dispatch(events, n);
-            handedOff = _handOff && dispatched && !_stopping && Stopwatch.GetTimestamp() >= _handOffSuspendedUntil;
+            // (The hand-off is only ever suspended with several CPUs; see Execute.)
+            handedOff = _handOff && dispatched && !_stopping && (!MultiCpu || Stopwatch.GetTimestamp() >= _handOffSuspendedUntil);
             if (handedOff)
             {
                 // The pool polls until it finds nothing ready; this thread waits for its turn back.

@@ -30,7 +30,7 @@ public sealed class ReactorGroup : IDisposable
 
     /// <summary>Starts <paramref name="reactorCount"/> reactor threads.</summary>
     /// <param name="reactorCount">How many reactors (threads, epoll fds) the group runs.</param>
-    /// <param name="yieldBeforeWaiting">See <see cref="YieldsBeforeWaiting"/> (not used when the polling is handed off).</param>
+    /// <param name="yieldBeforeWaiting">See <see cref="YieldsBeforeWaiting"/> (with the hand-off, the pool's turn yields before it gives the polling back).</param>
     /// <param name="polling">Who polls after a wake-up; see <see cref="ReactorPolling"/>.</param>
     public ReactorGroup(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling)
     {
