@@ -279,7 +279,7 @@ public class AllocationTests
     /// disposed the connection without completing Input (disposal is meant to be enough).
     /// </summary>
     [TestCase("socketpair"), TestCase("pipes"), TestCase("fifos"), CancelAfter(10_000)]
-    public async Task Disposal_returns_every_block_when_the_application_never_completed_its_pipes(string kind, CancellationToken ct)
+    public async Task Disposal_returns_every_block_once_the_application_no_longer_holds_it(string kind, CancellationToken ct)
     {
         const int blockSize = 20 * 1024; // a pool of its own
         PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(blockSize);
@@ -298,7 +298,13 @@ public class AllocationTests
             Assert.That(unflushed.Length, Is.GreaterThanOrEqualTo(100));
         }
 
+        // The block GetMemory handed out is the application's until its Advance: never reused under it.
+        Assert.That(pool.Outstanding, Is.EqualTo(start + 1));
+        a.Output.Advance(100);
         Assert.That(pool.Outstanding, Is.EqualTo(start));
+        Assert.That(() => a.Output.GetMemory(), Throws.InstanceOf<ObjectDisposedException>());
+        FlushResult flushed = await a.Output.FlushAsync(ct);
+        Assert.That(flushed.IsCompleted, Is.True, "a flush after disposal reports the reader gone");
     }
 
     private static async Task<byte[]> ReadAllOfAsync(PipeReader reader, ValueTask<ReadResult> pending, int length)

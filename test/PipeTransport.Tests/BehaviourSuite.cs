@@ -211,9 +211,15 @@ public sealed class BehaviourSuite
         await using ConnectedPair pair = await FdKinds.ConnectAsync(_kind, options, ct);
         ValueTask<ReadResult> pendingRead = pair.A.Input.ReadAsync(ct);
 
-        // B never reads: A's flush of far more than every buffer on the way stays pending.
+        // B never reads: A's write of far more than every buffer on the way cannot complete. Wait until
+        // the kernel pushed back (the send loop waits for writability); the copy into the pipe may
+        // still be going on, and disposal may land inside it.
         Task<FlushResult> pendingFlush = Task.Run(async () => await pair.A.Output.WriteAsync(new byte[64 << 20], ct), ct);
-        await Task.WhenAny(pendingFlush, Task.Delay(200, ct));
+        while (!pair.A.SendBlocked)
+        {
+            await Task.Delay(1, ct);
+        }
+
         Assert.That(pendingFlush.IsCompleted, Is.False);
 
         await pair.A.DisposeAsync();

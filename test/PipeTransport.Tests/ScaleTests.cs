@@ -116,9 +116,14 @@ public sealed class ScaleTests
 
             await clients.WaitForExitAsync(CancellationToken.None);
             TestProcess.Close(clients);
-            foreach (FdConnection c in connections)
+            for (int i = 0; i < connections.Count; i++)
             {
-                await c.DisposeAsync();
+                await connections[i].DisposeAsync();
+                if (reads[i].IsCompletedSuccessfully)
+                {
+                    // The read's blocks are the application's until its AdvanceTo, disposal or not.
+                    connections[i].Input.AdvanceTo(reads[i].Result.Buffer.End);
+                }
             }
         }
 

@@ -20,22 +20,26 @@ namespace PipeTransport;
 /// </summary>
 public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 {
-    private const int NotStarted = 0;
-    private const int Running = 1;
-    private const int Ended = 2;
+    // Each direction's one state word: NotStarted → Running → Ending → Ended, or NotStarted → Ended
+    // when it ends before it started. Receiving also has Parked: an idle read waits on the fd's
+    // readiness, with no loop. The first end wins; everything the end of a direction does happens once.
+    internal const int NotStarted = 0;
+    internal const int Parked = 1;
+    internal const int Running = 2;
+    internal const int Ending = 3;
+    internal const int Ended = 4;
 
     private readonly FdChannel _in;
     private readonly FdChannel _out;
     private readonly FdConnectionOptions _options;
     private readonly InputReader _inputReader;
     private readonly bool _inline;
-    private volatile bool _stopReceiving;
-    private bool _closed;
+    private bool _closed; // under Gate: both directions ended, or an abort
     private Pipe? _input;
     private OutputWriter? _outputWriter;
     private int _receiveState;
-    private int _sendState;
-    private int _openLoops = 2;
+    private int _sendState; // under Gate
+    private int _openDirections = 2;
     private int _disposed;
 
     // What few connections use (endpoints, raw fds, credentials, Closed, an abort) lives apart, so
@@ -67,14 +71,14 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// What goes to the peer. Complete it to half-close after the remaining bytes are sent. The
     /// pipe and the send loop are made on first use: a connection that only listens costs less.
     /// </summary>
-    public PipeWriter Output => (PipeWriter?)_outputWriter ?? StartSending();
+    public PipeWriter Output => (PipeWriter?)Volatile.Read(ref _outputWriter) ?? StartSending();
 
     /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
     public CancellationToken Closed
     {
         get
         {
-            lock (_inputReader)
+            lock (Gate)
             {
                 return _closed ? new CancellationToken(true) : (EnsureExtras().ClosedCts ??= new CancellationTokenSource()).Token;
             }
@@ -234,6 +238,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>
     /// Tears both directions down at once: pending reads and flushes complete (Input's with
     /// <paramref name="reason"/>), unsent bytes are dropped, a socket is shut down both ways.
+    /// May be called from any thread at any moment (see <see cref="DisposeAsync"/> for the contract).
     /// </summary>
     /// <param name="reason">Why; default a <see cref="PipeTransportException"/> with <c>ECONNABORTED</c>.</param>
     public void Abort(Exception? reason = null)
@@ -244,26 +249,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             return;
         }
 
-        _stopReceiving = true;
+        // Both ends first (they read the reason), then the fd: waits the removal from epoll wakes
+        // find their direction already ended.
+        EndReceive();
+        EndSend();
         _in.Shutdown(Libc.SHUT_RDWR);
         _in.Unregister(reason);
         _out.Unregister(reason);
-        if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
-        {
-            InputPipe.Writer.Complete(reason);
-            OnReceiveEnded(eof: false);
-            _inputReader.OnInputEnded(reason);
-        }
-        else
-        {
-            InputPipe.Writer.CancelPendingFlush();
-        }
-
-        if (!EndSendingIfNotStarted())
-        {
-            _outputWriter?.Pipe.Reader.CancelPendingRead();
-        }
-
         FireClosed();
     }
 
@@ -272,33 +264,30 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// application completed <see cref="Output"/>, what it wrote is sent first (and a peer that never
     /// reads holds this up: call <see cref="Abort"/> to cut it); otherwise unsent bytes are dropped.
     /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
-    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>. Afterwards Input and
-    /// Output are completed (their memory returns to the pool): do not use them concurrently with
-    /// or after this call.
+    /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
+    /// <para>
+    /// <see cref="Abort"/> and this method may be called from any thread at any moment, also while the
+    /// application is inside an <see cref="Input"/> or <see cref="Output"/> call. That call then
+    /// returns normally (a completed or cancelled result) or throws one of the exceptions the pipes
+    /// document: the abort's reason, <see cref="PipeTransportException"/>,
+    /// <see cref="FdConnectionResetException"/>, <see cref="OperationCanceledException"/>, or
+    /// <see cref="InvalidOperationException"/>/<see cref="ObjectDisposedException"/> for a call made
+    /// after the application's own <c>Complete</c> or after disposal. Buffer blocks go back to the
+    /// pool only when the application can no longer see them: at once if no call holds them,
+    /// otherwise when the read's <c>AdvanceTo</c> or the write call returns. After disposal, reads
+    /// return a completed result, flushes a completed result, and <c>GetMemory</c> throws
+    /// <see cref="ObjectDisposedException"/>.
+    /// </para>
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            var reason = new ObjectDisposedException(nameof(FdConnection));
-            _stopReceiving = true;
-            if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
+            EndReceive();
+            if (Volatile.Read(ref _outputWriter) is not { IsCompleted: true })
             {
-                InputPipe.Writer.Complete();
-                OnReceiveEnded(eof: false);
-                _inputReader.OnInputEnded(reason);
-            }
-            else
-            {
-                InputPipe.Writer.CancelPendingFlush();
-                _in.Registration?.Read.CloseWaits(reason);
-            }
-
-            if (!EndSendingIfNotStarted() && _outputWriter is { IsCompleted: false } writer)
-            {
-                writer.Pipe.Reader.CancelPendingRead();
-                _out.Registration?.Write.CloseWaits(reason);
+                EndSend(); // not completed by the application: what it did not flush is not meant to be sent
             }
         }
 
@@ -308,18 +297,25 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             await receive.ConfigureAwait(false);
         }
 
-        if (_outputWriter?.SendTask is { } send)
+        if (Volatile.Read(ref _outputWriter)?.SendTask is { } send)
         {
             await send.ConfigureAwait(false);
         }
 
-        // The application is done with the connection: completing its ends returns every pipe block
-        // to the pool (a pipe gives its memory back only once both ends are complete).
-        _input?.Reader.Complete();
-        _outputWriter?.Pipe.Writer.Complete();
+        // The transport's ends are complete; the application's ends give their blocks back once the
+        // application can no longer see them.
+        _inputReader.Release();
+        Volatile.Read(ref _outputWriter)?.Release();
     }
 
     internal FdConnectionOptions Options => _options;
+
+    /// <summary>
+    /// The connection's lock: it orders the rare transitions (first use of Output, a parked read,
+    /// the end of a direction that never started, Closed). Private to the library: the input
+    /// channel is never handed out.
+    /// </summary>
+    internal object Gate => _in;
 
     private Exception? AbortReason => _extras is { } extras ? Volatile.Read(ref extras.AbortReason) : null;
 
@@ -353,21 +349,36 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
-    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+    /// <summary>Input's pipe if it was made.</summary>
+    internal Pipe? InputPipeIfMade => Volatile.Read(ref _input);
+
+    /// <summary>The receive direction's state: <see cref="NotStarted"/>, <see cref="Parked"/>, <see cref="Running"/>, <see cref="Ending"/> or <see cref="Ended"/>.</summary>
+    internal int ReceiveState => Volatile.Read(ref _receiveState);
 
     /// <summary>For diagnostics (tests that time out say where each direction stood).</summary>
     internal string DebugState =>
-        $"{_inputReader.DebugState} slot={_in.Read.DebugState} hup={_in.HangUpSeen} fionread={Sys.BytesAvailable(_options.Syscalls, _in.Fd)} pipe={InputPipeMade} receive={_receiveState}";
+        $"{_inputReader.DebugState} slot={_in.Read.DebugState} hup={_in.HangUpSeen} fionread={Sys.BytesAvailable(_options.Syscalls, _in.Fd)} pipe={InputPipeMade} receive={_receiveState} send={_sendState}";
+
+    /// <summary>The send loop waits for the fd to become writable: the kernel pushed back (tests wait on this state).</summary>
+    internal bool SendBlocked => _out.Registration?.WriteWaiting == true;
 
     /// <summary>Whether Input's pipe exists (tests: an idle connection has none).</summary>
     internal bool InputPipeMade => Volatile.Read(ref _input) is not null;
 
-    /// <summary>A read of Input may wait for readiness without a receive loop: the fd is polled and nothing ended Input yet.</summary>
-    internal bool CanParkInput => _in.Pollable && !_stopReceiving && Volatile.Read(ref _receiveState) == NotStarted && !_in.IsClosed;
+    /// <summary>A read of Input may wait for readiness without a receive loop: the fd is polled and Input has not started or ended.</summary>
+    internal bool CanParkInput => _in.Pollable && Volatile.Read(ref _receiveState) is NotStarted or Parked && !_in.IsClosed;
 
+    /// <summary>Under <see cref="Gate"/>: a read parks on the read readiness; false if Input started or ended meanwhile.</summary>
+    internal bool TryParkReceive() => Interlocked.CompareExchange(ref _receiveState, Parked, NotStarted) == NotStarted;
+
+    /// <summary>The parked read ends without the receive loop starting (cancelled, or a recorded edge).</summary>
+    internal void UnparkReceive() => Interlocked.CompareExchange(ref _receiveState, NotStarted, Parked);
+
+    /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
     internal void EnsureReceiving()
     {
-        if (Volatile.Read(ref _receiveState) == NotStarted && Interlocked.CompareExchange(ref _receiveState, Running, NotStarted) == NotStarted)
+        int state = Volatile.Read(ref _receiveState);
+        if (state is NotStarted or Parked && Interlocked.CompareExchange(ref _receiveState, Running, state) == state)
         {
             _ = InputPipe;
             Extras extras = EnsureExtras(); // a connection that receives needs them anyway (and an idle one does not carry the field)
@@ -375,67 +386,110 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
-    internal void OnInputCompleted()
+    /// <summary>
+    /// The one transition to the end of the receive direction, for whichever comes first of
+    /// <c>Input.Complete</c>, <see cref="Abort"/> and disposal (the peer's EOF and I/O errors end it
+    /// from inside the receive loop). Without a loop, Input's pipe is completed here (with the abort's
+    /// reason, if any) and a parked read is woken to find it; a running loop is woken and ends itself.
+    /// </summary>
+    internal void EndReceive()
     {
-        _stopReceiving = true;
-        if (Interlocked.CompareExchange(ref _receiveState, Ended, NotStarted) == NotStarted)
+        while (true)
         {
-            InputPipe.Writer.Complete();
-            OnReceiveEnded(eof: false);
+            int state = Volatile.Read(ref _receiveState);
+            if (state is NotStarted or Parked)
+            {
+                if (Interlocked.CompareExchange(ref _receiveState, Ended, state) != state)
+                {
+                    continue;
+                }
+
+                InputPipe.Writer.Complete(AbortReason);
+                OnReceiveEnded(eof: false);
+            }
+            else if (state == Running)
+            {
+                if (Interlocked.CompareExchange(ref _receiveState, Ending, Running) != Running)
+                {
+                    continue;
+                }
+
+                _input!.Writer.CancelPendingFlush();
+            }
+            else
+            {
+                return; // Ending or Ended: someone came first
+            }
+
+            _in.Read.Signal(); // wakes the parked read or the loop's wait (a slot that closed meanwhile ignores it)
+            return;
+        }
+    }
+
+    /// <summary>
+    /// The one transition to the end of the send direction for <see cref="Abort"/> and disposal of an
+    /// Output the application did not complete: what is unsent is dropped. (A completed Output ends
+    /// the send loop itself, after the last byte, with a half-close.)
+    /// </summary>
+    private void EndSend()
+    {
+        OutputWriter? writer;
+        lock (Gate)
+        {
+            writer = _outputWriter;
+            if (_sendState == NotStarted)
+            {
+                _sendState = Ended;
+            }
+            else if (_sendState == Running)
+            {
+                _sendState = Ending;
+            }
+            else
+            {
+                return;
+            }
+        }
+
+        if (writer is null)
+        {
+            OnSendEnded(halfClose: false);
             return;
         }
 
-        InputPipe.Writer.CancelPendingFlush();
-        _in.Registration?.Read.Signal();
+        writer.Pipe.Reader.CancelPendingRead();
+        _out.Registration?.Write.Signal();
     }
 
     private OutputWriter StartSending()
     {
-        lock (_inputReader)
+        lock (Gate)
         {
             if (_outputWriter is null)
             {
-                // Without inline transport scheduling every flush resumes the send loop on the pool anyway.
                 var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue);
                 if (_sendState == NotStarted)
                 {
                     _sendState = Running;
-                    writer.SendTask = _out.Pollable ? SendLoopAsync(writer.Pipe.Reader) : Task.Run(() => SendLoopAsync(writer.Pipe.Reader));
+                    writer.SendTask = _out.Pollable ? SendLoopAsync(writer) : Task.Run(() => SendLoopAsync(writer));
                 }
                 else
                 {
-                    // Closed before the application first wrote: writes find the reader gone.
+                    // Ended before the application first wrote: writes find the reader gone.
                     writer.Pipe.Reader.Complete(AbortReason);
                 }
 
-                _outputWriter = writer; // published with its task: DisposeAsync awaits what it finds here
+                Volatile.Write(ref _outputWriter, writer); // published with its task: DisposeAsync awaits what it finds here
             }
 
             return _outputWriter;
         }
     }
 
-    /// <summary>Marks the send side ended if the application never touched Output; true if it did so.</summary>
-    private bool EndSendingIfNotStarted()
-    {
-        lock (_inputReader)
-        {
-            if (_sendState != NotStarted)
-            {
-                return false;
-            }
-
-            _sendState = Ended;
-        }
-
-        OnSendEnded(halfClose: false);
-        return true;
-    }
-
     private Task? ReceiveTask()
     {
         var spin = default(SpinWait);
-        while (Volatile.Read(ref _receiveState) == Running && Volatile.Read(ref _extras)?.ReceiveTask is null)
+        while (Volatile.Read(ref _receiveState) is Running or Ending && Volatile.Read(ref _extras)?.ReceiveTask is null)
         {
             spin.SpinOnce(); // EnsureReceiving is between its state change and storing the task.
         }
@@ -461,7 +515,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         bool mayHaveData = !probe;
         try
         {
-            while (!_stopReceiving)
+            while (Volatile.Read(ref _receiveState) == Running)
             {
                 if (!mayHaveData && probe)
                 {
@@ -502,7 +556,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
                     mayHaveData = n == memory.Length;
                     // A hang-up that came with the last bytes brings no edge of its own: read on to EOF.
-                    if (!mayHaveData && waitAfterShortRead && !_stopReceiving && !channel.HangUpSeen)
+                    if (!mayHaveData && waitAfterShortRead && !channel.HangUpSeen && Volatile.Read(ref _receiveState) == Running)
                     {
                         ValueTask edge = channel.Read.WaitAsync(!_inline);
                         if (edge.IsCompleted)
@@ -537,9 +591,10 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             error = e;
         }
 
-        // An abort or a disposal that woke the loop is not an error of the fd.
+        // Ended from outside (Input.Complete, an abort, disposal): what woke the loop is not an error of the fd.
+        bool endedFromOutside = Interlocked.Exchange(ref _receiveState, Ended) == Ending;
         Exception? reason = AbortReason;
-        writer.Complete(reason ?? (_disposed != 0 && error is ObjectDisposedException ? null : error));
+        writer.Complete(reason ?? (endedFromOutside ? null : error));
         OnReceiveEnded(eof);
         if (reason is null && error is FdConnectionResetException && _in == _out)
         {
@@ -549,15 +604,24 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
-    private async Task SendLoopAsync(PipeReader reader)
+    private async Task SendLoopAsync(OutputWriter output)
     {
+        PipeReader reader = output.Pipe.Reader;
         FdChannel channel = _out;
         Exception? error = null;
         try
         {
             while (true)
             {
-                ReadResult result = await reader.ReadAsync();
+                ValueTask<ReadResult> read = reader.ReadAsync();
+                bool resumedByFlush = !read.IsCompleted;
+                ReadResult result = await read;
+                if (resumedByFlush && output.InBulkFlush)
+                {
+                    // Inside the application's bulk flush: write on a pool thread while it produces more.
+                    await output.ResumeOnThreadPool();
+                }
+
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 if (result.IsCanceled && !result.IsCompleted)
                 {
@@ -584,6 +648,10 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 {
                     reader.AdvanceTo(buffer.Start);
                     await channel.Registration!.Write.WaitAsync(!_inline);
+                    if (Volatile.Read(ref _sendState) != Running)
+                    {
+                        break; // woken by the end of the direction
+                    }
                 }
                 else
                 {
@@ -596,10 +664,16 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             error = e;
         }
 
+        bool endedFromOutside;
+        lock (Gate)
+        {
+            endedFromOutside = _sendState == Ending;
+            _sendState = Ended;
+        }
+
         Exception? reason = AbortReason;
-        bool disposedWhileWaiting = _disposed != 0 && error is ObjectDisposedException;
-        reader.Complete(reason ?? (disposedWhileWaiting ? null : error));
-        OnSendEnded(halfClose: reason is null && error is null);
+        reader.Complete(reason ?? (endedFromOutside ? null : error));
+        OnSendEnded(halfClose: reason is null && error is null && !endedFromOutside);
     }
 
     private void OnReceiveEnded(bool eof)
@@ -614,7 +688,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _in.Shutdown(Libc.SHUT_RD);
         }
 
-        LoopEnded();
+        DirectionEnded();
     }
 
     private void OnSendEnded(bool halfClose)
@@ -628,12 +702,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _out.Shutdown(Libc.SHUT_WR);
         }
 
-        LoopEnded();
+        DirectionEnded();
     }
 
-    private void LoopEnded()
+    private void DirectionEnded()
     {
-        if (Interlocked.Decrement(ref _openLoops) == 0)
+        if (Interlocked.Decrement(ref _openDirections) == 0)
         {
             _in.Close();
             _out.Close();
@@ -645,7 +719,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private void FireClosed()
     {
         CancellationTokenSource? cts;
-        lock (_inputReader)
+        lock (Gate)
         {
             if (_closed)
             {

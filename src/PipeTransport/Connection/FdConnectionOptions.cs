@@ -105,7 +105,7 @@ public sealed class FdConnectionOptions
             var pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
             return input
                 ? new PipeOptions(pool, ApplicationScheduler, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
-                : new PipeOptions(pool, inlineTransport ? Connection.SendScheduler.Instance : PipeScheduler.ThreadPool, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
+                : new PipeOptions(pool, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
         }
     }
 

@@ -7,49 +7,221 @@ using PipeTransport.Reactor;
 namespace PipeTransport.Connection;
 
 /// <summary>
-/// The application's view of Input. Until bytes arrive a connection holds no pipe and no receive
-/// loop: a read that finds nothing buffered is parked directly on the fd's read readiness (this
-/// object is the read's <see cref="IValueTaskSource{TResult}"/> and forwards the wait to the
-/// readiness slot, so the application's continuation is the slot's). When the readiness fires, the
-/// read's <c>GetResult</c> makes the pipe, starts the receive loop (which reads what came) and returns
-/// what the pipe then holds; from then on every call forwards to the pipe's reader. An idle
-/// connection so costs its fd, its connection object and this reader: no buffer, no pipe, no async
-/// state machine and no second completion source. The reader also tells the connection when it is
-/// completed, so a waiting receive loop stops at once instead of at the next byte.
+/// The application's view of the receive direction (Input). The direction's state lives in the
+/// connection (<see cref="FdConnection.ReceiveState"/>); this view adds what only the application's
+/// side has: an idle read parked on the fd's readiness, and the gate that keeps the pipe's blocks
+/// alive while the application may still see them.
+/// <para>
+/// Until bytes arrive a connection holds no pipe and no receive loop: a read that finds nothing
+/// buffered is parked directly on the read readiness (this object is the read's
+/// <see cref="IValueTaskSource{TResult}"/> and forwards to the slot, so the application's continuation
+/// is the slot's). When the fd becomes readable, the read's <c>GetResult</c> starts the receive loop
+/// (which reads what came into the pipe) and returns what the pipe then holds; from then on every call
+/// forwards to the pipe's reader.
+/// </para>
+/// <para>
+/// The gate: a read holds the pipe's blocks from the moment it starts until <c>AdvanceTo</c>. Disposal
+/// returns the blocks to the pool only when no read holds them, otherwise the <c>AdvanceTo</c> that
+/// ends the read does; reads after that return a completed, empty result.
+/// </para>
 /// </summary>
 internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 {
-    private const int Idle = 0;   // no receive loop; nothing waits on the read readiness for us
-    private const int Parked = 1; // a read waits on the read readiness
-    private const int Active = 2; // the pipe and its receive loop (started or ended) serve every call
+    private const int Holding = 1;  // a read started and its AdvanceTo has not come yet
+    private const int Released = 2; // the pipe's reader is (being) completed: calls no longer reach it
 
     private readonly FdConnection _connection;
-    private volatile int _state;
-    private PipeReader? _pipe;
+    private PipeReader? _pipe; // set once the pipe serves the calls (the receive loop started or Input ended)
+    private int _use;
     private bool _cancelNext;   // CancelPendingRead with no read pending: the next read returns cancelled
     private bool _cancelParked; // CancelPendingRead woke the parked read
     private bool _ownResult;    // the last result was made here (no pipe position to advance)
 
     public InputReader(FdConnection connection) => _connection = connection;
 
-    private object Gate => this;
+    private object Gate => _connection.Gate;
 
     /// <summary>For diagnostics.</summary>
-    internal string DebugState => $"reader={_state switch { Idle => "Idle", Parked => "Parked", _ => "Active" }} ownResult={_ownResult}";
+    internal string DebugState => $"reader={(_pipe is null ? "idle" : "pipe")} use={_use} ownResult={_ownResult}";
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        if (_state == Active && !_ownResult)
+        if (!BeginRead())
         {
-            return _pipe!.ReadAsync(cancellationToken);
+            return new ValueTask<ReadResult>(OwnCompleted());
         }
 
-        return ReadWhileIdle(cancellationToken);
+        try
+        {
+            return _pipe is { } pipe && !_ownResult ? pipe.ReadAsync(cancellationToken) : ReadWhileIdle(cancellationToken);
+        }
+        catch
+        {
+            EndRead();
+            throw;
+        }
     }
 
     public override bool TryRead(out ReadResult result)
     {
-        if (_state != Active || _ownResult)
+        if (!BeginRead())
+        {
+            result = OwnCompleted();
+            return true;
+        }
+
+        bool read;
+        try
+        {
+            read = TryReadCore(out result);
+        }
+        catch
+        {
+            EndRead();
+            throw;
+        }
+
+        if (!read)
+        {
+            EndRead();
+        }
+
+        return read;
+    }
+
+    protected override ValueTask<ReadResult> ReadAtLeastAsyncCore(int minimumSize, CancellationToken cancellationToken)
+    {
+        if (!BeginRead())
+        {
+            return new ValueTask<ReadResult>(OwnCompleted());
+        }
+
+        try
+        {
+            return _pipe is { } pipe && !_ownResult ? pipe.ReadAtLeastAsync(minimumSize, cancellationToken) : ReadAtLeastWhileIdle(minimumSize, cancellationToken);
+        }
+        catch
+        {
+            EndRead();
+            throw;
+        }
+    }
+
+    public override void AdvanceTo(SequencePosition consumed)
+    {
+        if (!TakeOwnResult())
+        {
+            PipeOrThrow().AdvanceTo(consumed);
+        }
+
+        EndRead();
+    }
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (!TakeOwnResult())
+        {
+            PipeOrThrow().AdvanceTo(consumed, examined);
+        }
+
+        EndRead();
+    }
+
+    public override void CancelPendingRead()
+    {
+        if (_pipe is null)
+        {
+            lock (Gate)
+            {
+                if (_pipe is null)
+                {
+                    if (_connection.ReceiveState != FdConnection.Parked)
+                    {
+                        _cancelNext = true;
+                        return;
+                    }
+
+                    _cancelParked = true;
+                }
+            }
+
+            if (_cancelParked)
+            {
+                _connection.InputChannel.Read.Signal(); // wakes the parked read, which sees _cancelParked
+                return;
+            }
+        }
+
+        if ((Volatile.Read(ref _use) & Released) == 0)
+        {
+            _pipe!.CancelPendingRead();
+        }
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        PipeReader pipe;
+        lock (Gate)
+        {
+            pipe = _pipe ??= _connection.InputPipe.Reader;
+        }
+
+        // The application is done: later calls see a completed Input, and the receive direction ends.
+        Interlocked.Or(ref _use, Released);
+        pipe.Complete(exception);
+        _connection.EndReceive();
+    }
+
+    public override Task CopyToAsync(PipeWriter destination, CancellationToken cancellationToken = default) =>
+        BeginRead() ? CopyWhileHolding(ActivateForStreaming().CopyToAsync(destination, cancellationToken)) : Task.CompletedTask;
+
+    public override Task CopyToAsync(Stream destination, CancellationToken cancellationToken = default) =>
+        BeginRead() ? CopyWhileHolding(ActivateForStreaming().CopyToAsync(destination, cancellationToken)) : Task.CompletedTask;
+
+    /// <summary>
+    /// Disposal: completes the pipe's reader (its blocks go back to the pool) now if no read holds
+    /// them, or at the <c>AdvanceTo</c> that ends the current read.
+    /// </summary>
+    internal void Release()
+    {
+        if ((Interlocked.Or(ref _use, Released) & Holding) == 0)
+        {
+            _connection.InputPipeIfMade?.Reader.Complete();
+        }
+    }
+
+    /// <summary>True if the read may go to the pipe; false once the pipe is released (the read returns completed).</summary>
+    private bool BeginRead() => (Interlocked.Or(ref _use, Holding) & Released) == 0;
+
+    private void EndRead()
+    {
+        if (Interlocked.And(ref _use, ~Holding) == (Holding | Released))
+        {
+            _connection.InputPipeIfMade?.Reader.Complete(); // disposal waited for this read to end
+        }
+    }
+
+    private async Task CopyWhileHolding(Task copy)
+    {
+        try
+        {
+            await copy.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndRead();
+        }
+    }
+
+    private ReadResult OwnCompleted()
+    {
+        _ownResult = true;
+        return new ReadResult(default, isCanceled: false, isCompleted: true);
+    }
+
+    private bool TryReadCore(out ReadResult result)
+    {
+        if (_pipe is null || _ownResult)
         {
             lock (Gate)
             {
@@ -63,7 +235,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
                 }
 
                 // Idle: the bytes may be in the kernel; a read that is parked has them first.
-                if (_state == Parked || (_state == Idle && !HasInput()))
+                if (_pipe is null && (_connection.ReceiveState == FdConnection.Parked || !HasInput()))
                 {
                     result = default;
                     return false;
@@ -76,95 +248,11 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         return _pipe!.TryRead(out result);
     }
 
-    protected override ValueTask<ReadResult> ReadAtLeastAsyncCore(int minimumSize, CancellationToken cancellationToken) =>
-        _state == Active && !_ownResult ? _pipe!.ReadAtLeastAsync(minimumSize, cancellationToken) : ReadAtLeastWhileIdle(minimumSize, cancellationToken);
-
-    public override void AdvanceTo(SequencePosition consumed)
-    {
-        if (!TakeOwnResult())
-        {
-            PipeOrThrow().AdvanceTo(consumed);
-        }
-    }
-
-    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
-    {
-        if (!TakeOwnResult())
-        {
-            PipeOrThrow().AdvanceTo(consumed, examined);
-        }
-    }
-
-    public override void CancelPendingRead()
-    {
-        if (_state != Active)
-        {
-            lock (Gate)
-            {
-                if (_state == Idle)
-                {
-                    _cancelNext = true;
-                    return;
-                }
-
-                if (_state == Parked)
-                {
-                    _cancelParked = true;
-                }
-            }
-
-            if (_cancelParked)
-            {
-                _connection.InputChannel.Read.Signal(); // wakes the parked read, which sees _cancelParked
-                return;
-            }
-        }
-
-        _pipe!.CancelPendingRead();
-    }
-
-    public override void Complete(Exception? exception = null)
-    {
-        bool wasParked;
-        lock (Gate)
-        {
-            wasParked = _state == Parked;
-            _pipe ??= _connection.InputPipe.Reader;
-            _state = Active;
-        }
-
-        _pipe!.Complete(exception);
-        _connection.OnInputCompleted();
-        if (wasParked)
-        {
-            // Completing Input while a read is pending is a misuse; the read ends as at disposal.
-            _connection.InputChannel.Read.CloseWaits();
-        }
-    }
-
-    public override Task CopyToAsync(PipeWriter destination, CancellationToken cancellationToken = default) =>
-        ActivateForStreaming().CopyToAsync(destination, cancellationToken);
-
-    public override Task CopyToAsync(Stream destination, CancellationToken cancellationToken = default) =>
-        ActivateForStreaming().CopyToAsync(destination, cancellationToken);
-
-    /// <summary>
-    /// The connection ended Input without a receive loop (abort, disposal): a parked read ends now,
-    /// with <paramref name="reason"/> (abort) or as at EOF (disposal: <see cref="ObjectDisposedException"/>).
-    /// </summary>
-    internal void OnInputEnded(Exception reason)
-    {
-        if (_state == Parked)
-        {
-            _connection.InputChannel.Read.CloseWaits(reason);
-        }
-    }
-
     private ValueTask<ReadResult> ReadWhileIdle(CancellationToken cancellationToken)
     {
         lock (Gate)
         {
-            if (_state == Parked)
+            if (_connection.ReceiveState == FdConnection.Parked && _pipe is null)
             {
                 throw new InvalidOperationException("Input is already being read: concurrent reads are not supported.");
             }
@@ -179,10 +267,11 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
             if (cancellationToken.IsCancellationRequested)
             {
+                EndRead();
                 return ValueTask.FromCanceled<ReadResult>(cancellationToken);
             }
 
-            if (_state == Idle && TryPark(cancellationToken, out ValueTask<ReadResult> parked))
+            if (_pipe is null && TryPark(cancellationToken, out ValueTask<ReadResult> parked))
             {
                 return parked;
             }
@@ -193,7 +282,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
     }
 
     /// <summary>
-    /// Under the gate, Idle: parks the read on the read readiness if nothing is buffered. An edge
+    /// Under the gate, idle: parks the read on the read readiness if nothing is buffered. An edge
     /// already recorded (a new fd starts "ready") is consumed and the fd asked again, so the wait is
     /// only for bytes that are not there yet. False: activate instead.
     /// </summary>
@@ -207,40 +296,42 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
             return false; // the readiness slot can run the continuation inline or on the pool, not on a custom scheduler
         }
 
-        for (int attempt = 0; attempt < 4; attempt++)
+        if (HasInput() || !_connection.TryParkReceive())
         {
-            if (HasInput())
-            {
-                return false;
-            }
+            return false;
+        }
 
-            ReadinessSlot readiness = _connection.InputChannel.Read;
+        // Each completed attempt consumed one recorded edge; the loop ends when the wait is pending,
+        // or when there is something to read, a hang-up, cancellation or the end of Input.
+        ReadinessSlot readiness = _connection.InputChannel.Read;
+        while (true)
+        {
             ValueTask wait = readiness.BeginWait(runContinuationAsynchronously: !inline, cancellationToken, out short token);
             if (!wait.IsCompleted)
             {
-                _state = Parked;
                 parked = new ValueTask<ReadResult>(this, token);
                 return true;
             }
 
             if (wait.IsCanceled)
             {
+                _connection.UnparkReceive();
+                EndRead();
                 parked = ValueTask.FromCanceled<ReadResult>(cancellationToken);
                 return true;
             }
 
-            if (!wait.IsCompletedSuccessfully)
+            if (!wait.IsCompletedSuccessfully || HasInput())
             {
-                return false; // closed: the receive loop reports what ended it
+                _connection.UnparkReceive();
+                return false; // closed (the pipe reports what ended Input), or bytes came
             }
         }
-
-        return false;
     }
 
     /// <summary>
     /// Whether a read should not park: the fd cannot be polled, something is buffered (or FIONREAD
-    /// cannot tell), the peer hung up, or the connection is ending.
+    /// cannot tell), the peer hung up, or Input ended.
     /// </summary>
     private bool HasInput()
     {
@@ -259,7 +350,6 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         lock (Gate)
         {
             _pipe ??= _connection.InputPipe.Reader;
-            _state = Active;
         }
 
         _connection.EnsureReceiving();
@@ -267,13 +357,14 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
     private PipeReader ActivateForStreaming()
     {
-        if (_state == Parked)
+        if (_pipe is null)
         {
-            throw new InvalidOperationException("Input is already being read: concurrent reads are not supported.");
-        }
+            if (_connection.ReceiveState == FdConnection.Parked)
+            {
+                EndRead();
+                throw new InvalidOperationException("Input is already being read: concurrent reads are not supported.");
+            }
 
-        if (_state == Idle)
-        {
             Activate();
         }
 
@@ -319,35 +410,29 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         {
             bool cancelled = _cancelParked;
             _cancelParked = false;
-            if (cancelled || failure is OperationCanceledException)
+            if (cancelled || (failure is OperationCanceledException && _connection.ReceiveState == FdConnection.Parked))
             {
-                _state = Idle; // nothing was read: the next read parks again (or finds the bytes)
+                _connection.UnparkReceive(); // nothing was read: the next read parks again (or finds the bytes)
                 if (cancelled)
                 {
                     _ownResult = true;
                     return new ReadResult(default, isCanceled: true, isCompleted: false);
                 }
 
+                EndRead();
                 ExceptionDispatchInfo.Throw(failure!);
             }
 
-            _pipe ??= _connection.InputPipe.Reader;
-            _state = Active;
-        }
-
-        if (failure is not null)
-        {
-            // The readiness closed: abort (its reason), or disposal / the end of Input (as at EOF).
-            if (failure is not ObjectDisposedException)
+            if ((_use & Released) != 0)
             {
-                ExceptionDispatchInfo.Throw(failure);
+                return OwnCompleted(); // the application completed Input under its own read
             }
 
-            _ownResult = true;
-            return new ReadResult(default, isCanceled: false, isCompleted: true);
+            _pipe ??= _connection.InputPipe.Reader;
         }
 
-        // The fd is readable: the receive loop starts here, reads what came into the pipe and waits.
+        // Readable, or Input ended (its pipe then holds the end): the receive loop starts here, reads
+        // what came into the pipe and waits. The pipe reports an abort's reason as any read would.
         _connection.EnsureReceiving();
         try
         {
@@ -356,15 +441,15 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
                 return result;
             }
         }
-        catch (InvalidOperationException) when (_connection.IsDisposed)
+        catch
         {
-            // Disposal completed the pipe's reader before this continuation ran: as at EOF.
-            _ownResult = true;
-            return new ReadResult(default, isCanceled: false, isCompleted: true);
+            EndRead();
+            throw;
         }
 
-        // Woken with nothing to read after all (no known cause, but epoll does not promise): an empty
-        // result, as a pipe never gives one; the next read waits on the pipe.
+        // Woken with nothing to read after all: only a read of the fd outside the pipe (InputFd) can
+        // take the bytes between the edge and here. Like a pipe after an empty flush, the result is
+        // empty and not completed; the next read waits on the pipe.
         _ownResult = true;
         return new ReadResult(default, isCanceled: false, isCompleted: false);
     }
@@ -373,6 +458,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
     {
         if (_ownResult)
         {
+            EndRead();
             throw new InvalidOperationException("AdvanceTo must be called after the previous read before reading again.");
         }
     }

@@ -1,22 +1,38 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace PipeTransport.Connection;
 
 /// <summary>
-/// The application's view of Output: forwards to the pipe's writer and records completion, so
-/// disposal knows whether what is still buffered is meant to be sent (completed: drain it) or
-/// abandoned (not completed: discard it). It also holds the pipe and the send loop's task, so a
-/// connection carries one reference for all of Output.
+/// The application's view of the send direction (Output). It forwards to the pipe's writer and adds
+/// what only the application's side has:
+/// <list type="bullet">
+/// <item>whether the application completed Output, so disposal knows whether what is buffered is
+/// meant to be sent (drain it) or abandoned (drop it);</item>
+/// <item>the gate that keeps the pipe's blocks alive while the application may still see them: from
+/// <c>GetMemory</c> to <c>Advance</c>, and for the length of a write or flush call;</item>
+/// <item>where the send loop runs after a flush: inline inside the application's <c>FlushAsync</c>
+/// (the lowest latency for a message), or, for a flush of at least
+/// <see cref="FdConnectionOptions.PoolSendThreshold"/> bytes, on a pool thread, so the application
+/// goes on producing while another core writes.</item>
+/// </list>
+/// It also holds the pipe and the send loop's task, so a connection carries one reference for all of Output.
 /// </summary>
-internal sealed class OutputWriter : PipeWriter
+internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 {
+    private const int Busy = 1;     // inside a call, or between GetMemory and Advance
+    private const int Released = 2; // the pipe's writer is (being) completed: calls no longer reach it
+
     private readonly PipeWriter _inner;
     private readonly int _poolSendThreshold;
+    private int _use;
     private volatile bool _completed;
+    private bool _bulkFlush;
+    private Action? _poolContinuation;
 
     /// <param name="pipe">Output's pipe.</param>
-    /// <param name="poolSendThreshold">Flushes of at least this many bytes resume the send loop on the pool (see <see cref="SendScheduler"/>); int.MaxValue: never.</param>
+    /// <param name="poolSendThreshold">Flushes of at least this many bytes run the send loop on the pool; int.MaxValue: never.</param>
     public OutputWriter(Pipe pipe, int poolSendThreshold)
     {
         Pipe = pipe;
@@ -30,37 +46,176 @@ internal sealed class OutputWriter : PipeWriter
     /// <summary>The send loop, once started.</summary>
     public Task? SendTask { get; set; }
 
+    /// <summary>The application completed Output: what it wrote is to be sent, then a half-close.</summary>
     public bool IsCompleted => _completed;
 
-    public override bool CanGetUnflushedBytes => _inner.CanGetUnflushedBytes;
+    /// <summary>The application's thread is inside a flush that asked for the pool (read by the send loop when that flush resumed it).</summary>
+    public bool InBulkFlush => _bulkFlush;
 
-    public override long UnflushedBytes => _inner.UnflushedBytes;
+    public override bool CanGetUnflushedBytes => true;
 
-    public override void Advance(int bytes) => _inner.Advance(bytes);
+    public override long UnflushedBytes => (Volatile.Read(ref _use) & Released) == 0 ? _inner.UnflushedBytes : 0;
 
-    public override Memory<byte> GetMemory(int sizeHint = 0) => _inner.GetMemory(sizeHint);
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Enter();
+        return _inner.GetMemory(sizeHint); // stays busy until Advance: the application writes into the block
+    }
 
-    public override Span<byte> GetSpan(int sizeHint = 0) => _inner.GetSpan(sizeHint);
+    public override Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Enter();
+        return _inner.GetSpan(sizeHint);
+    }
 
-    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
-        _inner.UnflushedBytes >= _poolSendThreshold ? SendScheduler.FlushToPool(_inner, cancellationToken) : _inner.FlushAsync(cancellationToken);
+    public override void Advance(int bytes)
+    {
+        try
+        {
+            _inner.Advance(bytes);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        if (!TryEnter())
+        {
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
+        }
+
+        try
+        {
+            return _inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
 
     public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
     {
-        if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
+        if (!TryEnter())
         {
-            return _inner.WriteAsync(source, cancellationToken);
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         }
 
-        _inner.Write(source.Span);
-        return SendScheduler.FlushToPool(_inner, cancellationToken);
+        try
+        {
+            if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
+            {
+                return _inner.WriteAsync(source, cancellationToken);
+            }
+
+            _inner.Write(source.Span);
+            return BulkFlush(cancellationToken);
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
-    public override void CancelPendingFlush() => _inner.CancelPendingFlush();
+    public override void CancelPendingFlush()
+    {
+        if ((Volatile.Read(ref _use) & Released) == 0)
+        {
+            _inner.CancelPendingFlush();
+        }
+    }
 
     public override void Complete(Exception? exception = null)
     {
         _completed = true;
+        Interlocked.Or(ref _use, Released);
         _inner.Complete(exception);
+    }
+
+    /// <summary>
+    /// Disposal, after the send loop ended: completes the pipe's writer (its blocks go back to the
+    /// pool) now if the application is not inside a call or holding a block, or when it leaves.
+    /// </summary>
+    internal void Release()
+    {
+        if ((Interlocked.Or(ref _use, Released) & Busy) == 0)
+        {
+            _inner.Complete();
+        }
+    }
+
+    /// <summary>Resumes the send loop on a pool thread (no allocation: this writer is the work item).</summary>
+    internal PoolResume ResumeOnThreadPool() => new(this);
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        Action continuation = _poolContinuation!;
+        _poolContinuation = null;
+        continuation();
+    }
+
+    private ValueTask<FlushResult> BulkFlush(CancellationToken cancellationToken)
+    {
+        _bulkFlush = true;
+        try
+        {
+            return _inner.FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            _bulkFlush = false;
+        }
+    }
+
+    private void Enter()
+    {
+        if (!TryEnter())
+        {
+            throw _completed
+                ? new InvalidOperationException("Output was completed: writing is not allowed any more.")
+                : new ObjectDisposedException(nameof(FdConnection), "The connection was disposed: writing is not allowed any more.");
+        }
+    }
+
+    private bool TryEnter()
+    {
+        if ((Interlocked.Or(ref _use, Busy) & Released) == 0)
+        {
+            return true;
+        }
+
+        Exit();
+        return false;
+    }
+
+    private void Exit()
+    {
+        if (Interlocked.And(ref _use, ~Busy) == (Busy | Released) && !_completed)
+        {
+            _inner.Complete(); // disposal waited for the application to leave
+        }
+    }
+
+    /// <summary>The awaitable of <see cref="ResumeOnThreadPool"/>.</summary>
+    internal readonly struct PoolResume(OutputWriter writer) : ICriticalNotifyCompletion
+    {
+        public bool IsCompleted => false;
+
+        public PoolResume GetAwaiter() => this;
+
+        public void GetResult()
+        {
+        }
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            writer._poolContinuation = continuation;
+            ThreadPool.UnsafeQueueUserWorkItem(writer, preferLocal: false);
+        }
     }
 }

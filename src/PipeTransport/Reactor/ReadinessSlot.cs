@@ -27,6 +27,9 @@ internal class ReadinessSlot : IValueTaskSource
 
     public bool WaitsClosed => Volatile.Read(ref _state) == Closed;
 
+    /// <summary>Someone waits for the next edge (tests wait on this state).</summary>
+    internal bool IsWaiting => Volatile.Read(ref _state) == Waiting;
+
     /// <summary>For diagnostics: the state and the current wait's status.</summary>
     internal string DebugState => $"{Volatile.Read(ref _state) switch { NotReady => "NotReady", Ready => "Ready", Waiting => "Waiting", _ => "Closed" }}/{_core.GetStatus(_core.Version)}/v{_core.Version}";
 

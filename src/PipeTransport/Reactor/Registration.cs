@@ -33,6 +33,9 @@ internal abstract class Registration : ReadinessSlot
     /// </summary>
     public ReadinessSlot Write => Volatile.Read(ref _write) ?? CreateWrite();
 
+    /// <summary>The send side waits for writability (the kernel pushed back); does not make the write slot.</summary>
+    internal bool WriteWaiting => Volatile.Read(ref _write)?.IsWaiting == true;
+
     /// <summary>
     /// The kernel reported hang-up, peer shutdown or an error: a read will now return EOF or the
     /// error instead of blocking, so it is safe to read even with nothing buffered.
