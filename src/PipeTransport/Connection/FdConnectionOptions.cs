@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using PipeTransport.Interop;
 
@@ -74,6 +75,13 @@ public sealed class FdConnectionOptions
     /// <summary>The data-path system calls; tests replace them to produce EINTR, EIO or short writes.</summary>
     internal ISyscalls Syscalls { get; set; } = LinuxSyscalls.Instance;
 
+    /// <summary>
+    /// The pool the pipes' blocks come from: one process-wide pool per <see cref="BufferSize"/>, shared by
+    /// every options object with that size. Buffers rented from it are the pipes' own kind (pinned,
+    /// <see cref="BufferSize"/> bytes).
+    /// </summary>
+    public MemoryPool<byte> MemoryPool => Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+
     internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
 
     // PipeOptions are immutable and shared by every connection made with the same settings
@@ -102,7 +110,7 @@ public sealed class FdConnectionOptions
 
         PipeOptions Create()
         {
-            var pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+            MemoryPool<byte> pool = MemoryPool;
             return input
                 ? new PipeOptions(pool, ApplicationScheduler, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
                 : new PipeOptions(pool, inlineTransport ? Connection.SendScheduler.Instance : PipeScheduler.ThreadPool, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
