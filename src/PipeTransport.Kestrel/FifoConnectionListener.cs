@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Win32.SafeHandles;
@@ -15,28 +14,24 @@ internal sealed class FifoConnectionListener : IConnectionListener
 {
     private readonly FifoEndPoint _endPoint;
     private readonly FdConnectionOptions _connectionOptions;
-    private readonly MemoryPool<byte> _memoryPool;
-    private readonly bool _ownsMemoryPool;
     private readonly bool _dispatch;
     private readonly List<string> _createdFifos = [];
     private readonly CancellationTokenSource _unbind = new();
     private Task _previousConnectionDisposed = Task.CompletedTask;
 
-    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch)
+    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, bool dispatch)
     {
         _dispatch = dispatch;
         _endPoint = endPoint;
         _connectionOptions = connectionOptions;
-        _memoryPool = memoryPool;
-        _ownsMemoryPool = ownsMemoryPool;
     }
 
     public EndPoint EndPoint => _endPoint;
 
     /// <summary>Creates missing FIFOs (like socat's <c>PIPE:</c>) and refuses paths that are something else.</summary>
-    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch)
+    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, bool dispatch)
     {
-        var listener = new FifoConnectionListener(endPoint, connectionOptions, memoryPool, ownsMemoryPool, dispatch);
+        var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch);
         try
         {
             listener.EnsureFifo(endPoint.ReadPath, mode);
@@ -92,7 +87,7 @@ internal sealed class FifoConnectionListener : IConnectionListener
             var connection = FdConnection.FromFds(input, output, _connectionOptions);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
-            return new PipeConnectionContext(connection, _memoryPool, _dispatch, disposed)
+            return new PipeConnectionContext(connection, _connectionOptions.MemoryPool, _dispatch, disposed)
             {
                 LocalEndPoint = _endPoint,
                 RemoteEndPoint = _endPoint,
@@ -114,10 +109,6 @@ internal sealed class FifoConnectionListener : IConnectionListener
     {
         await UnbindAsync().ConfigureAwait(false);
         RemoveCreatedFifos();
-        if (_ownsMemoryPool)
-        {
-            _memoryPool.Dispose();
-        }
     }
 
     private void RemoveCreatedFifos()

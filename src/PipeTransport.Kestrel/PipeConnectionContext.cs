@@ -35,7 +35,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     private CancellationToken? _connectionClosedOverride;
 
     /// <param name="connection">The accepted connection; its pipes complete the application side inline.</param>
-    /// <param name="memoryPool">Kestrel's memory pool feature.</param>
+    /// <param name="memoryPool">The pool the connection's pipes are built from (<see cref="FdConnectionOptions.MemoryPool"/>), as Kestrel's memory pool feature.</param>
     /// <param name="dispatch">
     /// Hop to the thread pool before Kestrel continues after a read or flush that waited (false with
     /// <see cref="PipeTransportOptions.UnsafePreferInlineScheduling"/>).

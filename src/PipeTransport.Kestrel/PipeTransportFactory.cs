@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
@@ -16,15 +15,13 @@ namespace PipeTransport.Kestrel;
 internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
 {
     private readonly PipeTransportOptions _options;
-    private readonly IMemoryPoolFactory<byte>? _memoryPoolFactory;
     private readonly Lock _lock = new();
     private ReactorGroup? _reactorGroup;
     private bool _disposed;
 
-    public PipeTransportFactory(IOptions<PipeTransportOptions> options, IServiceProvider services)
+    public PipeTransportFactory(IOptions<PipeTransportOptions> options)
     {
         _options = options.Value;
-        _memoryPoolFactory = (IMemoryPoolFactory<byte>?)services.GetService(typeof(IMemoryPoolFactory<byte>));
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint or FileHandleEndPoint or FifoEndPoint;
@@ -32,31 +29,30 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        var connectionOptions = _options.CreateConnectionOptions(GetReactorGroup());
-        var (memoryPool, ownsMemoryPool) = CreateMemoryPool();
+        var connectionOptions = GetConnectionOptions();
         var dispatch = !_options.UnsafePreferInlineScheduling;
-        try
+        IConnectionListener listener = endpoint switch
         {
-            IConnectionListener listener = endpoint switch
-            {
-                FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, memoryPool, ownsMemoryPool, dispatch),
-                FileHandleEndPoint handle => new SocketConnectionListener(
-                    FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
-                    memoryPool, ownsMemoryPool, dispatch),
-                IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
-                    Bind(endpoint, CreateListenerOptions(connectionOptions)), memoryPool, ownsMemoryPool, dispatch),
-                _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
-            };
-            return new ValueTask<IConnectionListener>(listener);
-        }
-        catch
-        {
-            if (ownsMemoryPool)
-            {
-                memoryPool.Dispose();
-            }
-            throw;
-        }
+            FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, dispatch),
+            FileHandleEndPoint handle => new SocketConnectionListener(
+                FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
+                connectionOptions.MemoryPool, dispatch),
+            IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
+                Bind(endpoint, CreateListenerOptions(connectionOptions)), connectionOptions.MemoryPool, dispatch),
+            _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
+        };
+        return new ValueTask<IConnectionListener>(listener);
+    }
+
+    /// <summary>
+    /// The connection options as the user left them, with the server's own reactor group filled in when
+    /// the reactor settings ask for one and no group was given.
+    /// </summary>
+    internal FdConnectionOptions GetConnectionOptions()
+    {
+        FdConnectionOptions options = _options.ConnectionOptions;
+        options.ReactorGroup ??= GetReactorGroup();
+        return options;
     }
 
     /// <summary>
@@ -91,9 +87,6 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         ReactorGroup = connectionOptions.ReactorGroup,
     };
 
-    private (MemoryPool<byte> Pool, bool Owned) CreateMemoryPool() =>
-        _memoryPoolFactory is { } factory ? (factory.Create(new MemoryPoolOptions { Owner = "PipeTransport" }), true) : (MemoryPool<byte>.Shared, false);
-
     /// <summary>The server's own reactor group, or null for the shared <see cref="ReactorGroup.Default"/>.</summary>
     internal ReactorGroup? GetReactorGroup()
     {
@@ -114,6 +107,10 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         lock (_lock)
         {
             _disposed = true;
+            if (_reactorGroup is not null && ReferenceEquals(_options.ConnectionOptions.ReactorGroup, _reactorGroup))
+            {
+                _options.ConnectionOptions.ReactorGroup = null;
+            }
             _reactorGroup?.Dispose();
             _reactorGroup = null;
         }

@@ -9,7 +9,7 @@ namespace PipeTransport.Kestrel;
 /// A listening TCP or Unix socket (bound here, or inherited through a <see cref="FileHandleEndPoint"/>)
 /// whose accepted connections Kestrel serves.
 /// </summary>
-internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool ownsMemoryPool, bool dispatch) : IConnectionListener
+internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool dispatch) : IConnectionListener
 {
     private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(1);
     private int _unbound;
@@ -60,12 +60,5 @@ internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<b
         await listener.DisposeAsync().ConfigureAwait(false);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await UnbindAsync().ConfigureAwait(false);
-        if (ownsMemoryPool)
-        {
-            memoryPool.Dispose();
-        }
-    }
+    public ValueTask DisposeAsync() => UnbindAsync();
 }

@@ -86,7 +86,7 @@ public sealed class HttpTests
     {
         // int.MaxValue (the default): every response flush is written inside Kestrel's flush; 64 KiB:
         // Kestrel's large flushes are written from a pool thread.
-        await using var server = await StartTcpAndUnixAsync(ct, o => o.PoolSendThreshold = poolSendThreshold);
+        await using var server = await StartTcpAndUnixAsync(ct, o => o.ConnectionOptions.PoolSendThreshold = poolSendThreshold);
         using var client = CreateClient(server, kind);
 
         using var response = await client.GetAsync($"/bytes/{HundredMiB}", HttpCompletionOption.ResponseHeadersRead, ct);
@@ -255,7 +255,7 @@ public sealed class HttpTests
     [Test, CancelAfter(20_000)]
     public void OtherEndPoints_AreLeftToOtherTransports(CancellationToken ct)
     {
-        var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(new PipeTransportOptions()), new EmptyServices());
+        var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(new PipeTransportOptions()));
 
         Assert.That(factory.CanBind(new IPEndPoint(IPAddress.Loopback, 0)), Is.True);
         Assert.That(factory.CanBind(new UnixDomainSocketEndPoint("/tmp/x")), Is.True);
@@ -272,8 +272,8 @@ public sealed class HttpTests
         {
             o.ReactorCount = 2;
             o.UnsafePreferInlineScheduling = true;
-            o.InputPauseThreshold = 64 * 1024;
-            o.InputResumeThreshold = 32 * 1024;
+            o.ConnectionOptions.InputPauseThreshold = 64 * 1024;
+            o.ConnectionOptions.InputResumeThreshold = 32 * 1024;
         });
         using var client = server.CreateTcpClient();
 
@@ -319,7 +319,7 @@ public sealed class HttpTests
     public void ReactorOptions_PickTheSharedGroupOrTheServersOwn(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling, int? expectedCount, bool? expectedYield)
     {
         var options = new PipeTransportOptions { ReactorCount = reactorCount, ReactorsYieldBeforeWaiting = yieldBeforeWaiting, ReactorPolling = polling };
-        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options), new EmptyServices());
+        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
 
         ReactorGroup? group = factory.GetReactorGroup();
 
@@ -351,10 +351,5 @@ public sealed class HttpTests
             length += read;
         }
         return (length, Convert.ToHexString(hash.GetHashAndReset()));
-    }
-
-    private sealed class EmptyServices : IServiceProvider
-    {
-        public object? GetService(Type serviceType) => null;
     }
 }

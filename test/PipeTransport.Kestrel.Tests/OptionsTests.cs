@@ -1,55 +1,109 @@
+using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
+using Microsoft.AspNetCore.Connections.Features;
 using NUnit.Framework;
 using PipeTransport.Kestrel;
 
 namespace PipeTransport.Kestrel.Tests;
 
-/// <summary>Every connection-level knob of <see cref="PipeTransportOptions"/> reaches the core's <see cref="FdConnectionOptions"/>.</summary>
+/// <summary>
+/// <see cref="PipeTransportOptions.ConnectionOptions"/> is the core's <see cref="FdConnectionOptions"/>
+/// every connection is made with, and its pool is the one Kestrel is given.
+/// </summary>
 public class OptionsTests
 {
     [Test, CancelAfter(5000)]
-    public void Connection_options_carry_every_setting()
+    public void Connection_options_start_from_the_servers_defaults()
     {
-        var group = new ReactorGroup(1);
-        try
-        {
-            var options = new PipeTransportOptions
-            {
-                InputPauseThreshold = 300_000,
-                InputResumeThreshold = 200_000,
-                OutputPauseThreshold = 100_000,
-                OutputResumeThreshold = 50_000,
-                InlineTransportScheduling = false,
-                PoolSendThreshold = 12_345,
-                BufferSize = 16 * 1024,
-                NoDelay = false,
-            };
+        FdConnectionOptions options = new PipeTransportOptions().ConnectionOptions;
+        var core = new FdConnectionOptions();
 
-            FdConnectionOptions made = options.CreateConnectionOptions(group);
-
-            Assert.Multiple(() =>
-            {
-                Assert.That(made.InputPauseThreshold, Is.EqualTo(300_000));
-                Assert.That(made.InputResumeThreshold, Is.EqualTo(200_000));
-                Assert.That(made.OutputPauseThreshold, Is.EqualTo(100_000));
-                Assert.That(made.OutputResumeThreshold, Is.EqualTo(50_000));
-                Assert.That(made.InlineTransportScheduling, Is.False);
-                Assert.That(made.PoolSendThreshold, Is.EqualTo(12_345));
-                Assert.That(made.BufferSize, Is.EqualTo(16 * 1024));
-                Assert.That(made.NoDelay, Is.False);
-                Assert.That(made.ReactorGroup, Is.SameAs(group));
-                Assert.That(made.ApplicationScheduler, Is.SameAs(PipeScheduler.Inline), "the plug-in makes the pool hop itself");
-            });
-        }
-        finally
+        Assert.Multiple(() =>
         {
-            group.Dispose();
-        }
+            Assert.That(options.OutputPauseThreshold, Is.EqualTo(64 * 1024));
+            Assert.That(options.OutputResumeThreshold, Is.EqualTo(32 * 1024));
+            Assert.That(options.PoolSendThreshold, Is.EqualTo(int.MaxValue), "every response flush is written inline");
+            Assert.That(options.ApplicationScheduler, Is.SameAs(PipeScheduler.Inline), "the plug-in makes the pool hop itself");
+            Assert.That(options.InputPauseThreshold, Is.EqualTo(core.InputPauseThreshold));
+            Assert.That(options.InputResumeThreshold, Is.EqualTo(core.InputResumeThreshold));
+            Assert.That(options.BufferSize, Is.EqualTo(core.BufferSize));
+            Assert.That(options.InlineTransportScheduling, Is.EqualTo(core.InlineTransportScheduling));
+            Assert.That(options.NoDelay, Is.EqualTo(core.NoDelay));
+            Assert.That(options.ReactorGroup, Is.Null);
+        });
     }
 
     [Test, CancelAfter(5000)]
-    public void By_default_every_response_flush_is_written_inline()
+    public void The_factory_uses_the_connection_options_as_they_are()
     {
-        Assert.That(new PipeTransportOptions().CreateConnectionOptions(null).PoolSendThreshold, Is.EqualTo(int.MaxValue));
+        var options = new PipeTransportOptions();
+        options.ConnectionOptions.BufferSize = 16 * 1024;
+        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
+
+        Assert.That(factory.GetConnectionOptions(), Is.SameAs(options.ConnectionOptions));
+    }
+
+    [Test, CancelAfter(5000)]
+    public void A_server_with_its_own_reactors_lends_them_to_its_connection_options_while_it_runs()
+    {
+        var options = new PipeTransportOptions { ReactorCount = 1 };
+        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
+
+        ReactorGroup? group = factory.GetConnectionOptions().ReactorGroup;
+        Assert.That(group, Is.Not.Null.And.SameAs(factory.GetReactorGroup()));
+
+        factory.Dispose();
+        Assert.That(options.ConnectionOptions.ReactorGroup, Is.Null, "the stopped group is not left behind");
+    }
+
+    [Test, CancelAfter(5000)]
+    public void A_reactor_group_set_in_the_connection_options_is_used_instead_of_the_servers_own()
+    {
+        using var group = new ReactorGroup(1);
+        var options = new PipeTransportOptions { ReactorCount = 2 };
+        options.ConnectionOptions.ReactorGroup = group;
+        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
+
+        Assert.That(factory.GetConnectionOptions().ReactorGroup, Is.SameAs(group));
+        factory.Dispose();
+        Assert.That(options.ConnectionOptions.ReactorGroup, Is.SameAs(group), "the user's group is the user's");
+    }
+
+    /// <summary>
+    /// Kestrel's <see cref="IMemoryPoolFeature"/> hands out the pool the connection's pipes are built from
+    /// (<see cref="FdConnectionOptions.MemoryPool"/>; the core's tests show the pipes' blocks come from it),
+    /// not a second one, and a request through that connection is served.
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task MemoryPoolFeature_is_the_pool_of_the_connections_pipes(CancellationToken ct)
+    {
+        const int blockSize = 16 * 1024;
+        var pools = new List<MemoryPool<byte>?>();
+        PipeTransportOptions? used = null;
+        await using var server = await TestServer.StartAsync(
+            k => k.Listen(IPAddress.Loopback, 0, listen => listen.Use(next => connection =>
+            {
+                lock (pools)
+                {
+                    pools.Add(connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool);
+                }
+                return next(connection);
+            })),
+            ct,
+            o =>
+            {
+                o.ConnectionOptions.BufferSize = blockSize;
+                used = o;
+            });
+        using var client = new HttpClient { BaseAddress = server.TcpUri };
+
+        Assert.That(await client.GetStringAsync("/", ct), Is.EqualTo("hello"));
+        lock (pools)
+        {
+            Assert.That(pools, Is.Not.Empty);
+            Assert.That(pools, Has.All.SameAs(used!.ConnectionOptions.MemoryPool));
+        }
+        Assert.That(used.ConnectionOptions.MemoryPool.MaxBufferSize, Is.EqualTo(blockSize));
     }
 }

@@ -31,6 +31,39 @@ public sealed class ReactorPollingTests
         Assert.That(group.Polling, Is.EqualTo(polling));
     }
 
+    /// <summary><see cref="ReactorGroup.Mode"/> shows what the group decided, and on how many CPUs.</summary>
+    [TestCase(ReactorPolling.Auto, true), TestCase(ReactorPolling.DedicatedThread, false), TestCase(ReactorPolling.HandOffToThreadPool, true)]
+    [TestCase(ReactorPolling.HandOffToThreadPool, false)]
+    [CancelAfter(5000)]
+    public void ModeShowsTheDecisions(ReactorPolling polling, bool yieldBeforeWaiting)
+    {
+        using var group = new ReactorGroup(1, yieldBeforeWaiting, polling);
+        int cpus = Environment.ProcessorCount;
+        ReactorPolling expected = polling != ReactorPolling.Auto ? polling
+            : cpus == 1 ? ReactorPolling.HandOffToThreadPool : ReactorPolling.DedicatedThread;
+
+        ReactorMode mode = group.Mode;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(mode.Polling, Is.EqualTo(expected).And.EqualTo(group.Polling));
+            Assert.That(mode.HandsOffToThreadPool, Is.EqualTo(expected == ReactorPolling.HandOffToThreadPool));
+            Assert.That(mode.YieldsBeforeWaiting, Is.EqualTo(yieldBeforeWaiting).And.EqualTo(group.YieldsBeforeWaiting));
+            Assert.That(mode.ProcessorCount, Is.EqualTo(cpus));
+            Assert.That(mode.SuspendsHandOffWhenSlow, Is.EqualTo(mode.HandsOffToThreadPool && cpus > 1));
+            Assert.That(mode.ToString(), Does.StartWith(expected.ToString()).And.Contain($"{cpus} CPU"));
+        });
+    }
+
+    [Test, CancelAfter(5000)]
+    public void TheDefaultGroupShowsItsMode()
+    {
+        ReactorMode mode = ReactorGroup.Default.Mode;
+        Assert.That(mode.Polling, Is.Not.EqualTo(ReactorPolling.Auto));
+        Assert.That(mode.YieldsBeforeWaiting, Is.True);
+        Assert.That(mode.ProcessorCount, Is.EqualTo(Environment.ProcessorCount));
+    }
+
     [Test]
     public void AnUndefinedValueIsRefused()
     {

@@ -39,7 +39,7 @@ internal static class KestrelServer
                 builder.WebHost.UsePipeTransport(o => o.UnsafePreferInlineScheduling = true);
                 break;
             case KestrelTransports.PipePoolSend:
-                builder.WebHost.UsePipeTransport(o => o.PoolSendThreshold = 64 * 1024);
+                builder.WebHost.UsePipeTransport(o => o.ConnectionOptions.PoolSendThreshold = 64 * 1024);
                 break;
             case KestrelTransports.PipeNoYield:
                 builder.WebHost.UsePipeTransport(o => o.ReactorsYieldBeforeWaiting = false);

@@ -22,7 +22,7 @@ internal static class KestrelTransports
         Pipe => "UsePipeTransport()",
         Sockets => "Kestrel Sockets transport",
         PipeInline => "UsePipeTransport(UnsafePreferInlineScheduling)",
-        PipePoolSend => "UsePipeTransport(PoolSendThreshold = 64 KiB)",
+        PipePoolSend => "UsePipeTransport(ConnectionOptions.PoolSendThreshold = 64 KiB)",
         PipeNoYield => "UsePipeTransport(ReactorsYieldBeforeWaiting = false)",
         PipeDedicated => "UsePipeTransport(ReactorPolling = DedicatedThread)",
         PipeHandOff => "UsePipeTransport(ReactorPolling = HandOffToThreadPool)",

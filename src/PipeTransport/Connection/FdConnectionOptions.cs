@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using PipeTransport.Interop;
 
@@ -51,11 +52,10 @@ public sealed class FdConnectionOptions
     /// With <see cref="InlineTransportScheduling"/>, a flush of <see cref="FdConnection.Output"/> that
     /// brings at least this many bytes wakes the send loop on a thread-pool thread instead of running
     /// it inside the application's <c>FlushAsync</c>: the application goes on producing while another
-    /// core writes (TCP loopback, 64 KiB flushes: 2.3 → 3.5 GiB/s on two cores). Smaller flushes
-    /// (messages, most responses) are sent inline, the lowest latency. Default 64 KiB;
-    /// <see cref="int.MaxValue"/> sends every flush inline.
+    /// core writes. Smaller flushes are sent inline, the lowest latency. Default and why:
+    /// <see cref="Reactor.SchedulingConstants.PoolSendThreshold"/>; <see cref="int.MaxValue"/> sends every flush inline.
     /// </summary>
-    public int PoolSendThreshold { get; set; } = 64 * 1024;
+    public int PoolSendThreshold { get; set; } = Reactor.SchedulingConstants.PoolSendThreshold;
 
     /// <summary>The reactors the fds are registered with. Default: <see cref="ReactorGroup.Default"/>.</summary>
     public ReactorGroup? ReactorGroup { get; set; }
@@ -73,6 +73,13 @@ public sealed class FdConnectionOptions
 
     /// <summary>The data-path system calls; tests replace them to produce EINTR, EIO or short writes.</summary>
     internal ISyscalls Syscalls { get; set; } = LinuxSyscalls.Instance;
+
+    /// <summary>
+    /// The pool the pipes' blocks come from: one process-wide pool per <see cref="BufferSize"/>, shared by
+    /// every options object with that size. Buffers rented from it are the pipes' own kind (pinned,
+    /// <see cref="BufferSize"/> bytes).
+    /// </summary>
+    public MemoryPool<byte> MemoryPool => Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
 
     internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
 
@@ -102,7 +109,7 @@ public sealed class FdConnectionOptions
 
         PipeOptions Create()
         {
-            var pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+            MemoryPool<byte> pool = MemoryPool;
             return input
                 ? new PipeOptions(pool, ApplicationScheduler, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
                 : new PipeOptions(pool, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);

@@ -23,8 +23,6 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 
     private const int BatchSize = 256;
     private const ulong WakeToken = ulong.MaxValue;
-    private const int SlowTurnsBeforeSuspending = 2;
-    private static readonly bool MultiCpu = Environment.ProcessorCount > 1;
 
     private readonly SafeFdHandle _epoll;
     private readonly SafeFdHandle _wake;
@@ -36,6 +34,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private uint _generation;
     private readonly bool _yieldBeforeWaiting;
     private readonly bool _handOff;
+    private readonly bool _suspendHandOffWhenSlow;
     private readonly EpollEventBuffer? _poolEvents;
     private readonly SemaphoreSlim _pollingReturned = new(0, 1);
     private YieldPolicy _yieldPolicy;
@@ -45,10 +44,11 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private int _slowTurns;
     private volatile bool _stopping;
 
-    public EpollReactor(string name, bool yieldBeforeWaiting, bool handOff = false)
+    public EpollReactor(string name, ReactorMode mode)
     {
-        _yieldBeforeWaiting = yieldBeforeWaiting;
-        _handOff = handOff;
+        _yieldBeforeWaiting = mode.YieldsBeforeWaiting;
+        _handOff = mode.HandsOffToThreadPool;
+        _suspendHandOffWhenSlow = mode.SuspendsHandOffWhenSlow;
         int epfd = Sys.EpollCreate();
         if (epfd < 0)
         {
@@ -72,7 +72,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             throw PipeTransportException.FromResult(r, "epoll_ctl(ADD)", $"eventfd {efd}");
         }
 
-        if (handOff)
+        if (_handOff)
         {
             _poolEvents = new EpollEventBuffer(BatchSize);
         }
@@ -177,8 +177,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             }
 
             Dispatch(events, n);
-            // (The hand-off is only ever suspended with several CPUs; see Execute.)
-            handedOff = _handOff && dispatched && !_stopping && (!MultiCpu || Stopwatch.GetTimestamp() >= _handOffSuspendedUntil);
+            handedOff = _handOff && dispatched && !_stopping && (!_suspendHandOffWhenSlow || Stopwatch.GetTimestamp() >= _handOffSuspendedUntil);
             if (handedOff)
             {
                 // The pool polls until it finds nothing ready; this thread waits for its turn back.
@@ -200,23 +199,20 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     void IThreadPoolWorkItem.Execute()
     {
         EpollEventBuffer events = _poolEvents!;
-        long now = MultiCpu ? Stopwatch.GetTimestamp() : 0;
-        if (MultiCpu && now - _turnQueuedAt > YieldPolicy.LongYieldTicks
-            && ThreadPool.CompletedWorkItemCount - _turnQueuedWork < YieldPolicy.MinBatch)
+        long now = _suspendHandOffWhenSlow ? Stopwatch.GetTimestamp() : 0;
+        if (_suspendHandOffWhenSlow && now - _turnQueuedAt > SchedulingConstants.SlowTurnTicks
+            && ThreadPool.CompletedWorkItemCount - _turnQueuedWork < SchedulingConstants.MinBatch)
         {
-            // This turn waited over 200 µs in the queue while the pool ran almost nothing: some other
-            // thread held the CPU. Once in a while that is the runtime's or the application's own;
-            // twice in a row, threads of other processes hold the CPUs, and with nobody asleep in
-            // epoll_wait readiness wakes nobody, so every reply would wait for a slice. Then the
-            // reactor thread, which epoll does wake, polls alone for the next 100 ms. Only with
-            // several CPUs: on one, the other process is as often the producer this reactor reads
-            // (a FIFO writer filling the pipe during the wait), and the reactor thread's wake-ups
-            // would have waited for the same slices (pinned with a busy loop on the CPU, the hand-off
-            // still made more round trips than the thread).
-            if (++_slowTurns >= SlowTurnsBeforeSuspending)
+            // A slow turn while the pool ran almost nothing: some other thread held the CPU. When
+            // other processes keep doing so, nobody is asleep in epoll_wait for readiness to wake, so
+            // every reply would wait for a slice; then the reactor thread, which epoll does wake, polls
+            // alone for a while. Only with several CPUs (ReactorMode.SuspendsHandOffWhenSlow): on one,
+            // the other process is as often the producer this reactor reads (a FIFO writer filling the
+            // pipe during the wait), and the reactor thread's wake-ups would wait for the same slices.
+            if (++_slowTurns >= SchedulingConstants.SlowTurnsBeforeSuspending)
             {
                 _slowTurns = 0;
-                _handOffSuspendedUntil = now + YieldPolicy.BackoffTicks;
+                _handOffSuspendedUntil = now + SchedulingConstants.SuspensionTicks;
                 _pollingReturned.Release();
                 return;
             }
@@ -253,7 +249,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     /// <summary>Queues the pool's turn at polling, noting when (the turn checks how long it waited).</summary>
     private void QueuePoolTurn()
     {
-        if (MultiCpu)
+        if (_suspendHandOffWhenSlow)
         {
             _turnQueuedAt = Stopwatch.GetTimestamp();
             _turnQueuedWork = ThreadPool.CompletedWorkItemCount;

@@ -40,34 +40,39 @@ public sealed class ReactorGroup : IDisposable
             throw new ArgumentOutOfRangeException(nameof(polling), polling, "not a ReactorPolling value");
         }
 
-        YieldsBeforeWaiting = yieldBeforeWaiting;
-        Polling = polling != ReactorPolling.Auto ? polling
-            : Environment.ProcessorCount == 1 ? ReactorPolling.HandOffToThreadPool : ReactorPolling.DedicatedThread;
+        // One CPU: every wake-up of a dedicated reactor thread costs a context switch in and out.
+        int processors = Environment.ProcessorCount;
+        ReactorPolling resolved = polling != ReactorPolling.Auto ? polling
+            : processors == 1 ? ReactorPolling.HandOffToThreadPool : ReactorPolling.DedicatedThread;
+        Mode = new ReactorMode(resolved, yieldBeforeWaiting, processors);
         _reactors = new EpollReactor[reactorCount];
         for (int i = 0; i < reactorCount; i++)
         {
-            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}", yieldBeforeWaiting, Polling == ReactorPolling.HandOffToThreadPool);
+            _reactors[i] = new EpollReactor($"PipeTransport reactor {i}", Mode);
         }
     }
 
+    /// <summary>
+    /// How this group schedules its polling, as decided when it started: who polls, whether it yields
+    /// before waiting, and on how many CPUs it decided.
+    /// </summary>
+    public ReactorMode Mode { get; }
+
     /// <summary>Who polls after a wake-up (<see cref="ReactorPolling.Auto"/> resolved when the group started).</summary>
-    public ReactorPolling Polling { get; }
+    public ReactorPolling Polling => Mode.Polling;
 
     /// <summary>
     /// True (the default): after a wake-up that dispatched events, a reactor thread calls
     /// <c>sched_yield</c> and asks epoll once more without blocking before it sleeps, so the threads
     /// those events woke on its CPU (application continuations, a producer writing the next bytes) run
     /// first and what they cause is picked up without a sleep and a wake-up. It costs two syscalls per
-    /// wake-up when nothing else wants the CPU. A yield that takes longer than 200 µs (another thread
-    /// used a time slice of this CPU) is worth it when it gathered a batch: at least 4 events ready
-    /// afterwards (a client sending on many connections) or at least 4 thread-pool work items done
-    /// meanwhile (this process's continuations). One that gathered neither (a busy thread that does
-    /// nothing for the reactor) stops the yielding for 100 ms, so a CPU shared with busy threads costs
-    /// at most one slice per 100 ms.
+    /// wake-up when nothing else wants the CPU, and the reactor stops yielding for a while when yields
+    /// keep handing the CPU to threads that do nothing for it (the rule and its numbers:
+    /// <see cref="Reactor.YieldPolicy"/>, <see cref="Reactor.SchedulingConstants"/>).
     /// False: the reactor blocks in <c>epoll_wait</c> at once. With <see cref="ReactorPolling.HandOffToThreadPool"/>
     /// the same yield, under the same rule, comes before the pool's turn hands the polling back.
     /// </summary>
-    public bool YieldsBeforeWaiting { get; }
+    public bool YieldsBeforeWaiting => Mode.YieldsBeforeWaiting;
 
     /// <summary>The process-wide group (one reactor per processor), started on first use.</summary>
     public static ReactorGroup Default => LazyDefault.Value;

@@ -23,9 +23,10 @@ public enum ReactorPolling
     /// blocking and dispatches what their writes made ready (a reply, the next request), so a
     /// conversation within one CPU goes on without context switches; the first time it finds nothing
     /// ready it hands the polling back to the reactor thread, which blocks. No pool thread ever blocks
-    /// in <c>epoll_wait</c>. With several CPUs, when two turns in a row waited over 200 µs in the queue
-    /// while the pool ran almost nothing (other processes hold the CPUs, and with nobody asleep in
-    /// <c>epoll_wait</c> a reply would wait for their slices), the reactor thread polls alone for 100 ms.
+    /// in <c>epoll_wait</c>. With several CPUs, when turns keep waiting long in the queue while the pool
+    /// runs almost nothing (other processes hold the CPUs, and with nobody asleep in <c>epoll_wait</c> a
+    /// reply would wait for their slices), the reactor thread polls alone for a while
+    /// (<see cref="ReactorMode.SuspendsHandOffWhenSlow"/>; the numbers: <see cref="Reactor.SchedulingConstants"/>).
     /// </summary>
     HandOffToThreadPool,
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace PipeTransport.Reactor;
 
 /// <summary>
@@ -8,26 +6,19 @@ namespace PipeTransport.Reactor;
 /// continuations, a producer on the same CPU) go first; the reactor then asks epoll again without
 /// blocking, so what came meanwhile is picked up as one batch, without a sleep and a wake-up.
 /// <para>
-/// A yield that returns at once costs one system call. A long one (over 200 µs) means some thread
-/// used a time slice of this CPU. That pays when the slice gathered a batch: at least
-/// <see cref="MinBatch"/> events ready when the reactor looks again (a load generator sending on many
-/// connections), or at least <see cref="MinBatch"/> thread-pool work items done meanwhile (this
-/// process's own continuations ran). A long yield that gathered neither handed the CPU to a thread
-/// that does nothing for this reactor (a busy loop); every wake-up would then lose a slice, which turns
-/// a 25 µs round trip into milliseconds, so the reactor stops yielding for 100 ms.
+/// A yield that returns at once costs one system call. A slow one (<see cref="SchedulingConstants.SlowTurnTicks"/>)
+/// means some thread used a time slice of this CPU. That pays when the slice gathered a batch
+/// (<see cref="SchedulingConstants.MinBatch"/> events ready afterwards, or pool work items done meanwhile).
+/// One that gathered neither handed the CPU to a thread that does nothing for this reactor (a busy
+/// loop); every wake-up would then lose a slice, so the reactor stops yielding for
+/// <see cref="SchedulingConstants.SuspensionTicks"/>.
 /// </para>
 /// </summary>
 internal struct YieldPolicy
 {
-    /// <summary>Events or pool work items a long yield must have gathered to be worth its slice.</summary>
-    internal const int MinBatch = 4;
-
-    internal static readonly long LongYieldTicks = Stopwatch.Frequency / 5_000;   // 200 µs
-    internal static readonly long BackoffTicks = Stopwatch.Frequency / 10;        // 100 ms
-
     private long _noYieldUntil;
 
-    /// <summary>Whether to yield now (<paramref name="now"/> in <see cref="Stopwatch"/> ticks).</summary>
+    /// <summary>Whether to yield now (<paramref name="now"/> in <see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
     public readonly bool ShouldYield(long now) => now >= _noYieldUntil;
 
     /// <summary>
@@ -37,9 +28,10 @@ internal struct YieldPolicy
     /// </summary>
     public void OnYielded(long before, long after, int eventsAfter, long poolWorkDuring)
     {
-        if (after - before > LongYieldTicks && eventsAfter < MinBatch && poolWorkDuring < MinBatch)
+        if (after - before > SchedulingConstants.SlowTurnTicks
+            && eventsAfter < SchedulingConstants.MinBatch && poolWorkDuring < SchedulingConstants.MinBatch)
         {
-            _noYieldUntil = after + BackoffTicks;
+            _noYieldUntil = after + SchedulingConstants.SuspensionTicks;
         }
     }
 }

@@ -14,20 +14,15 @@ namespace PipeTransport;
 /// reads the source and writes the destination: it neither closes nor half-closes them, so the
 /// caller decides what end of stream means (for example completing an <see cref="FdConnection"/>'s
 /// Output). Nothing else may read the source or write the destination while a copy runs.
-/// When a wake-up drained a pipe source, the copier yields the CPU once (<c>sched_yield</c>) and
-/// tries again before it waits: a polled pipe wakes its poller on every write, and a producer on the
-/// same CPU then fills it further, so each wake-up moves more.
+/// When a wake-up drained a pipe source, the copier yields the CPU
+/// (<see cref="Reactor.SchedulingConstants.SpliceYieldsBeforeWaiting"/>) and tries again before it waits.
 /// </remarks>
 public sealed class SpliceCopier : IDisposable
 {
     /// <summary>The default number of bytes asked of one splice call, and the intermediate pipe's size.</summary>
     public const int DefaultChunkSize = 1 << 20;
 
-    // A wait callback moves at most this many chunks, and about this many bytes, before it lets the
-    // caller's loop run again, so one busy copy does not hold the thread (after a wait, a reactor
-    // thread) for long: 16 chunks of 64 KiB, 4 of 1 MiB.
-    private const int MaxChunksPerCallback = 16;
-    private const int BytesPerCallback = 4 << 20;
+    // See SchedulingConstants.SpliceChunksPerCallback.
     private readonly int _chunksPerCallback;
 
     private const uint Flags = SpliceSyscalls.SPLICE_F_MOVE | SpliceSyscalls.SPLICE_F_NONBLOCK;
@@ -74,7 +69,7 @@ public sealed class SpliceCopier : IDisposable
         _source = source;
         _destination = destination;
         _chunkSize = chunkSize;
-        _chunksPerCallback = Math.Clamp(BytesPerCallback / chunkSize, 1, MaxChunksPerCallback);
+        _chunksPerCallback = Math.Clamp(Reactor.SchedulingConstants.SpliceBytesPerCallback / chunkSize, 1, Reactor.SchedulingConstants.SpliceChunksPerCallback);
         _sourceName = sourceName ?? "source";
         _destinationName = destinationName ?? "destination";
 
@@ -188,7 +183,8 @@ public sealed class SpliceCopier : IDisposable
         // ended): the destination is the one to wait for, once one more splice has confirmed it;
         // only this copier reads the source, so readable stays readable, while bytes that arrived
         // between the EAGAIN and the poll must not pass for a full destination.
-        bool sourceReadable = false, yielded = false, movedHere = false;
+        bool sourceReadable = false, movedHere = false;
+        int yields = 0;
         for (int chunk = 0; chunk < _chunksPerCallback; chunk++)
         {
             nint n = SpliceSyscalls.Splice(_sourceFd, _destinationFd, (nuint)_chunkSize, Flags);
@@ -219,16 +215,13 @@ public sealed class SpliceCopier : IDisposable
             }
             if (!SpliceSyscalls.IsReadable(_sourceFd))
             {
-                if (_sourceIsPipe && movedHere && !yielded)
+                if (_sourceIsPipe && movedHere && yields < Reactor.SchedulingConstants.SpliceYieldsBeforeWaiting)
                 {
-                    // This callback drained a pipe source. Before waiting for it, let a writer that is
-                    // runnable on this CPU go on writing: a pipe that has ever been polled wakes its
-                    // pollers on every write, not only when it was empty (as a blocked read is
-                    // woken), so waiting at once means one wake-up, and one splice, per write of the
-                    // producer. One sched_yield (it returns at once when nothing else wants this
-                    // CPU) and one more splice; then wait. Measured FIFO → FIFO, 2 GiB runs: 2.72 →
-                    // 3.15 GiB/s unpinned, 2.75 → 2.87 with every process on one CPU.
-                    yielded = true;
+                    // This callback drained a pipe source. A pipe that has ever been polled wakes its
+                    // pollers on every write, not only when it was empty, so waiting at once would mean
+                    // one wake-up per write of the producer: let a producer runnable on this CPU go on
+                    // writing first (sched_yield returns at once when nothing else wants the CPU).
+                    yields++;
                     Sys.Yield();
                     chunk--;
                     continue;
