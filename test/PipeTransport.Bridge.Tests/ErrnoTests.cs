@@ -83,7 +83,6 @@ public sealed class ErrnoTests
             Assert.That(exitCode, Is.EqualTo(1), bridge.Stderr);
             Assert.That(bridge.Stderr, Does.StartWith(prefix).And.EndWith(errno));
             Assert.That(bridge.Stderr.Split('\n'), Has.Length.EqualTo(1), "one line on stderr");
-            Assert.That(bridge.Elapsed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)));
         });
     }
 }

@@ -54,7 +54,6 @@ public sealed class UsageTests
             Assert.That(exitCode, Is.EqualTo(2), bridge.Stderr);
             Assert.That(bridge.Stderr, Does.StartWith("pipebridge: ").And.Contain(expected));
             Assert.That(bridge.Stderr.Split('\n'), Has.Length.EqualTo(1), "one line on stderr");
-            Assert.That(bridge.Elapsed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)));
         });
     }
 
