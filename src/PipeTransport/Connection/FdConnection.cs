@@ -17,6 +17,11 @@ namespace PipeTransport;
 /// it is writable. Both directions are independent: the peer's EOF completes Input while Output keeps
 /// working, and completing Output sends what remains and then half-closes (<c>shutdown(SHUT_WR)</c>
 /// on a socket, close of a pipe's write end) while Input keeps working.
+/// <para>
+/// <see cref="Abort"/> and <see cref="DisposeAsync"/> may be called from any thread at any moment,
+/// also while the application is inside an Input or Output call; <see cref="DisposeAsync"/> says
+/// what that call then does and when buffer blocks go back to the pool.
+/// </para>
 /// </summary>
 public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 {
