@@ -185,8 +185,11 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         _ => address.Text,
     };
 
+    /// <summary>Opens one end of the FIFO, waiting for the peer the way cat would, but cancellably.</summary>
     private async Task<FdConnection> OpenFifoAsync(FifoAddress fifo, Role role, CancellationToken cancellationToken)
     {
+        if (role == Role.Both)
+            throw new UsageException($"fifo:{fifo.Path} carries one direction only: use -u, or fifo:IN!!fifo:OUT");
         if (!File.Exists(fifo.Path) && !Directory.Exists(fifo.Path))
         {
             try
@@ -200,6 +203,16 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 // Someone else made it between the check and mkfifo: use theirs.
             }
         }
-        return await FifoEnds.OpenAsync(fifo.Path, role, ConnectionOptions, cancellationToken).ConfigureAwait(false);
+        FileAccess access = role == Role.Read ? FileAccess.Read : FileAccess.Write;
+        SafeFdHandle end = await Fifo.OpenAsync(fifo.Path, access, ConnectionOptions, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return FdConnection.FromFd(end, ConnectionOptions);
+        }
+        catch
+        {
+            end.Dispose();
+            throw;
+        }
     }
 }

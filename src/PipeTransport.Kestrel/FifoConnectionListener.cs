@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Win32.SafeHandles;
 using Mono.Unix;
 
 namespace PipeTransport.Kestrel;
@@ -73,18 +72,7 @@ internal sealed class FifoConnectionListener : IConnectionListener
         try
         {
             await _previousConnectionDisposed.WaitAsync(cancel.Token).ConfigureAwait(false);
-            var input = await FifoOpen.WaitForPeerAsync(_endPoint.ReadPath, forWriting: false, cancel.Token).ConfigureAwait(false);
-            SafeFileHandle output;
-            try
-            {
-                output = await FifoOpen.WaitForPeerAsync(_endPoint.WritePath, forWriting: true, cancel.Token).ConfigureAwait(false);
-            }
-            catch
-            {
-                input.Dispose();
-                throw;
-            }
-            var connection = FdConnection.FromFds(input, output, _connectionOptions);
+            var connection = await OpenConversationAsync(cancel.Token).ConfigureAwait(false);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
             return new PipeConnectionContext(connection, _connectionOptions.MemoryPool, _dispatch, disposed)
@@ -96,6 +84,23 @@ internal sealed class FifoConnectionListener : IConnectionListener
         catch (OperationCanceledException) when (_unbind.IsCancellationRequested)
         {
             return null;
+        }
+    }
+
+    private async Task<FdConnection> OpenConversationAsync(CancellationToken cancellationToken)
+    {
+        var input = await Fifo.OpenAsync(_endPoint.ReadPath, FileAccess.Read, _connectionOptions, cancellationToken).ConfigureAwait(false);
+        SafeFdHandle? output = null;
+        try
+        {
+            output = await Fifo.OpenAsync(_endPoint.WritePath, FileAccess.Write, _connectionOptions, cancellationToken).ConfigureAwait(false);
+            return FdConnection.FromFds(input, output, _connectionOptions);
+        }
+        catch
+        {
+            input.Dispose();
+            output?.Dispose();
+            throw;
         }
     }
 

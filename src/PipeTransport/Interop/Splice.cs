@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace PipeTransport.Interop;
 
 /// <summary>
-/// splice(2), plus the pipe and poll calls the splice engine needs, with the interop layer's conventions:
+/// splice(2) and tee(2), plus the pipe and poll calls the splice engine needs, with the interop layer's conventions:
 /// results are the count or a negated errno, and EINTR is retried here.
 /// </summary>
 internal static unsafe partial class SpliceSyscalls
@@ -17,6 +17,18 @@ internal static unsafe partial class SpliceSyscalls
     {
         nint r;
         while ((r = Sys.Result(splice(fdIn, null, fdOut, null, length, flags))) == -Libc.EINTR) { }
+        return r;
+    }
+
+    /// <summary>
+    /// Duplicates up to <paramref name="length"/> bytes from one pipe into another without consuming
+    /// them. On an empty pipe with <see cref="SPLICE_F_NONBLOCK"/> it returns <c>-EAGAIN</c> while a
+    /// writer has the source open and 0 when none has.
+    /// </summary>
+    public static nint Tee(int fdIn, int fdOut, nuint length, uint flags)
+    {
+        nint r;
+        while ((r = Sys.Result(tee(fdIn, fdOut, length, flags))) == -Libc.EINTR) { }
         return r;
     }
 
@@ -48,6 +60,9 @@ internal static unsafe partial class SpliceSyscalls
 
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static partial int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "tee", SetLastError = true)]
+    private static partial nint tee(int fd_in, int fd_out, nuint len, uint flags);
 
     [LibraryImport("libc", EntryPoint = "splice", SetLastError = true)]
     private static partial nint splice(int fd_in, long* off_in, int fd_out, long* off_out, nuint len, uint flags);
