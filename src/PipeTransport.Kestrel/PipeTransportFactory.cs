@@ -45,14 +45,13 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     }
 
     /// <summary>
-    /// The connection options as the user left them, with the server's own reactor group filled in when
-    /// the reactor settings ask for one and no group was given.
+    /// The connection options as the user left them; when the reactor settings ask for the server's own
+    /// group and no group was given, a copy of them on that group (the user's object is not changed).
     /// </summary>
     internal FdConnectionOptions GetConnectionOptions()
     {
         FdConnectionOptions options = _options.ConnectionOptions;
-        options.ReactorGroup ??= GetReactorGroup();
-        return options;
+        return options.ReactorGroup is null && GetReactorGroup() is { } own ? WithReactorGroup(options.Clone(), own) : options;
     }
 
     /// <summary>
@@ -87,6 +86,12 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         ReactorGroup = connectionOptions.ReactorGroup,
     };
 
+    private static FdConnectionOptions WithReactorGroup(FdConnectionOptions options, ReactorGroup group)
+    {
+        options.ReactorGroup = group;
+        return options;
+    }
+
     /// <summary>The server's own reactor group, or null for the shared <see cref="ReactorGroup.Default"/>.</summary>
     internal ReactorGroup? GetReactorGroup()
     {
@@ -107,10 +112,6 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         lock (_lock)
         {
             _disposed = true;
-            if (_reactorGroup is not null && ReferenceEquals(_options.ConnectionOptions.ReactorGroup, _reactorGroup))
-            {
-                _options.ConnectionOptions.ReactorGroup = null;
-            }
             _reactorGroup?.Dispose();
             _reactorGroup = null;
         }

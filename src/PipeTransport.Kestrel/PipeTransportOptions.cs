@@ -58,8 +58,8 @@ public sealed class PipeTransportOptions
     /// transport makes the thread-pool hop itself, unless <see cref="UnsafePreferInlineScheduling"/>).
     /// Their <see cref="FdConnectionOptions.MemoryPool"/> is also Kestrel's <c>IMemoryPoolFeature</c>.
     /// Leave <see cref="FdConnectionOptions.ReactorGroup"/> null to let the reactor settings above decide
-    /// (the server then sets it to its own group while it runs); a group set here is used instead, and
-    /// those settings do not apply.
+    /// (the server then uses a copy of these options on its own group); a group set here is used
+    /// instead, and those settings do not apply.
     /// </summary>
     public FdConnectionOptions ConnectionOptions { get; } = new()
     {

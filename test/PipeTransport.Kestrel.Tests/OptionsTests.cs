@@ -45,16 +45,16 @@ public class OptionsTests
     }
 
     [Test, CancelAfter(5000)]
-    public void A_server_with_its_own_reactors_lends_them_to_its_connection_options_while_it_runs()
+    public void A_server_with_its_own_reactors_uses_a_copy_of_the_connection_options_on_them()
     {
         var options = new PipeTransportOptions { ReactorCount = 1 };
+        options.ConnectionOptions.BufferSize = 16 * 1024;
         using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
 
-        ReactorGroup? group = factory.GetConnectionOptions().ReactorGroup;
-        Assert.That(group, Is.Not.Null.And.SameAs(factory.GetReactorGroup()));
-
-        factory.Dispose();
-        Assert.That(options.ConnectionOptions.ReactorGroup, Is.Null, "the stopped group is not left behind");
+        FdConnectionOptions used = factory.GetConnectionOptions();
+        Assert.That(used.ReactorGroup, Is.Not.Null.And.SameAs(factory.GetReactorGroup()));
+        Assert.That(used.BufferSize, Is.EqualTo(16 * 1024), "every other setting as the user left it");
+        Assert.That(options.ConnectionOptions.ReactorGroup, Is.Null, "the user's object is not changed");
     }
 
     [Test, CancelAfter(5000)]

@@ -31,4 +31,18 @@ public sealed class ConnectionOptionsTests
             b.Input.AdvanceTo(result.Buffer.End);
         }
     }
+
+    [Test, CancelAfter(10_000)]
+    public void A_clone_has_every_setting_and_changes_apart()
+    {
+        var options = new FdConnectionOptions { BufferSize = 16 * 1024, OutputPauseThreshold = 4096, OutputResumeThreshold = 1024, NoDelay = false, KeepFifoReaderOpen = true };
+        _ = options.MemoryPool;
+        FdConnectionOptions clone = options.Clone();
+        Assert.That((clone.BufferSize, clone.OutputPauseThreshold, clone.OutputResumeThreshold, clone.NoDelay, clone.KeepFifoReaderOpen),
+            Is.EqualTo((16 * 1024, 4096L, 1024L, false, true)));
+
+        clone.BufferSize = 8 * 1024;
+        Assert.That(options.BufferSize, Is.EqualTo(16 * 1024));
+        Assert.That(clone.MemoryPool, Is.Not.SameAs(options.MemoryPool), "each follows its own block size");
+    }
 }

@@ -116,6 +116,16 @@ public sealed class FdConnectionOptions
         }
     }
 
+    /// <summary>A copy of these options with every setting as it is now (e.g. to run them on other reactors).</summary>
+    /// <returns>The copy; changing one does not change the other.</returns>
+    public FdConnectionOptions Clone()
+    {
+        var copy = (FdConnectionOptions)MemberwiseClone();
+        copy._pipeOptions = new PipeOptions?[4]; // its own cache: the settings may diverge
+        copy._pipeOptionsKey = default;
+        return copy;
+    }
+
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(BufferSize, 1024, nameof(BufferSize));
