@@ -119,11 +119,20 @@ public sealed class ScaleTests
             for (int i = 0; i < connections.Count; i++)
             {
                 await connections[i].DisposeAsync();
-                if (reads[i].IsCompletedSuccessfully)
+
+                // Disposal completes a pending read, maybe on another thread after DisposeAsync returned;
+                // its blocks (the EOF read's) are the application's until its AdvanceTo, as in any read loop.
+                ReadResult result;
+                try
                 {
-                    // The read's blocks are the application's until its AdvanceTo, disposal or not.
-                    connections[i].Input.AdvanceTo(reads[i].Result.Buffer.End);
+                    result = await reads[i];
                 }
+                catch (OperationCanceledException)
+                {
+                    continue;
+                }
+
+                connections[i].Input.AdvanceTo(result.Buffer.End);
             }
         }
 
