@@ -106,6 +106,7 @@ internal sealed class TestServer : IAsyncDisposable
         app.UseWebSockets();
         app.MapGet("/", () => "hello");
         app.MapGet("/id", (HttpContext c) => c.Connection.Id);
+        app.MapGet("/seq/{i:int}", (int i) => SequenceBody(i));
         app.MapGet("/transport", (HttpContext c) => c.Features.Get<IPeerCredentialsFeature>() is null ? "other" : "pipe");
         app.MapGet("/uid", (HttpContext c) => c.Features.Get<IPeerCredentialsFeature>()?.PeerCredentials is { } p ? $"{p.UserId}:{p.ProcessId}" : "none");
         app.MapPost("/sha256", async (HttpContext c) =>
@@ -186,6 +187,9 @@ internal sealed class TestServer : IAsyncDisposable
             }
         });
     }
+
+    /// <summary>The body /seq/{i} answers: its number, then a filler whose length and letter depend on it.</summary>
+    public static string SequenceBody(int i) => $"response {i} " + new string((char)('a' + i % 26), i * 37 % 4000);
 
     public HttpClient CreateTcpClient(HttpMessageHandler? handler = null) =>
         new(handler ?? new SocketsHttpHandler()) { BaseAddress = TcpUri };

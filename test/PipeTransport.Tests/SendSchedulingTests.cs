@@ -7,9 +7,10 @@ namespace PipeTransport.Tests;
 
 /// <summary>
 /// Where the send loop runs after the application's flush (with the default inline transport
-/// scheduling): inside <c>FlushAsync</c> for a message, on a pool thread for a bulk flush
-/// (<see cref="FdConnectionOptions.PoolSendThreshold"/>). The syscall seam only records which thread
-/// made each <c>write</c>; the bytes go through a real socketpair.
+/// scheduling): inside <c>FlushAsync</c> for an answer to input, on a pool thread for a bulk flush
+/// (<see cref="FdConnectionOptions.PoolSendThreshold"/>), gathered with the next ones for flushes
+/// right behind a write (<see cref="FdConnectionOptions.CoalesceFlushes"/>). The syscall seam only
+/// records which thread made each <c>write</c> and counts them; the bytes go through a real socketpair.
 /// </summary>
 public class SendSchedulingTests
 {
@@ -24,6 +25,42 @@ public class SendSchedulingTests
     [Test, CancelAfter(10_000)]
     public Task PoolSendThreshold_int_MaxValue_writes_every_flush_inline(CancellationToken ct) =>
         FlushAndCheckAsync(64 * 1024, poolSendThreshold: int.MaxValue, expectInline: true, ct);
+
+    [TestCase(true), TestCase(false), CancelAfter(10_000)]
+    public async Task Flushes_right_behind_a_write_leave_together_unless_CoalesceFlushes_is_off(bool coalesce, CancellationToken ct)
+    {
+        const int flushes = 16, size = 100;
+        var writes = new WriteRecorder();
+        var (a, b) = FdConnection.CreatePair(new FdConnectionOptions { Syscalls = writes.Syscalls, CoalesceFlushes = coalesce });
+        await using (a)
+        await using (b)
+        {
+            await WarmUpAsync(a, b, ct);
+            Task<byte[]> received = ReadBytesAsync(b, flushes * size, ct);
+            await AnswerAsync(a, b, ct);
+            writes.Reset();
+
+            // One turn answering many requests: the first answer goes out inside its flush, the others
+            // come right behind it and, gathered, leave in fewer writes (all inline when off).
+            for (int i = 0; i < flushes; i++)
+            {
+                a.Output.Write(Enumerable.Repeat((byte)i, size).ToArray());
+                await a.Output.FlushAsync(ct);
+                if (i == 0)
+                {
+                    Assert.That(writes.Count, Is.EqualTo(1), "the answer to input is written inside its flush");
+                }
+                else if (!coalesce)
+                {
+                    Assert.That(writes.Count, Is.EqualTo(i + 1), "every flush written inline");
+                }
+            }
+
+            byte[] bytes = await received;
+            Assert.That(bytes, Is.EqualTo(Enumerable.Range(0, flushes).SelectMany(i => Enumerable.Repeat((byte)i, size)).ToArray()), "every byte, in order");
+            Assert.That(writes.Count, coalesce ? Is.LessThan(flushes) : Is.EqualTo(flushes));
+        }
+    }
 
     [Test, CancelAfter(5000)]
     public void PoolSendThreshold_below_one_is_refused()
@@ -51,6 +88,7 @@ public class SendSchedulingTests
         await using (b)
         {
             await WarmUpAsync(a, b, ct);
+            await AnswerAsync(a, b, ct); // the flush below answers input: nothing to gather it with
             writes.Reset();
             Task<long> received = ReadAsync(b, size, ct);
             a.Output.Write(new byte[size]);
@@ -81,6 +119,34 @@ public class SendSchedulingTests
         Assert.That(await ReadAsync(b, 1, ct), Is.EqualTo(1));
     }
 
+    /// <summary>The peer sends a byte and <paramref name="a"/> reads it: a's next flush answers input.</summary>
+    private static async Task AnswerAsync(FdConnection a, FdConnection b, CancellationToken ct)
+    {
+        await b.Output.WriteAsync(new byte[1], ct);
+        Assert.That(await ReadAsync(a, 1, ct), Is.EqualTo(1));
+    }
+
+    private static async Task<byte[]> ReadBytesAsync(FdConnection connection, int count, CancellationToken ct)
+    {
+        var bytes = new List<byte>(count);
+        while (bytes.Count < count)
+        {
+            var result = await connection.Input.ReadAsync(ct);
+            foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+            {
+                bytes.AddRange(segment.Span);
+            }
+
+            connection.Input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+        }
+
+        return [.. bytes];
+    }
+
     private static async Task<long> ReadAsync(FdConnection connection, long count, CancellationToken ct)
     {
         long got = 0;
@@ -102,6 +168,7 @@ public class SendSchedulingTests
     private sealed class WriteRecorder
     {
         private int _recorded;
+        private int _count;
 
         public WriteRecorder()
         {
@@ -109,6 +176,7 @@ public class SendSchedulingTests
             mock.Setup(s => s.Write(It.IsAny<int>(), It.IsAny<ReadOnlySequence<byte>>()))
                 .Returns((int fd, ReadOnlySequence<byte> buffer) =>
                 {
+                    Interlocked.Increment(ref _count);
                     if (Interlocked.Exchange(ref _recorded, 1) == 0)
                     {
                         FirstThread = Environment.CurrentManagedThreadId;
@@ -126,10 +194,14 @@ public class SendSchedulingTests
 
         public int FirstThread { get; private set; }
 
+        /// <summary>Writes since <see cref="Reset"/>.</summary>
+        public int Count => Volatile.Read(ref _count);
+
         public void Reset()
         {
             First.Reset();
             Volatile.Write(ref _recorded, 0);
+            Volatile.Write(ref _count, 0);
         }
     }
 }

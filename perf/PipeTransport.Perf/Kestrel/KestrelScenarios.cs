@@ -2,15 +2,24 @@ using PipeTransport.Perf.Harness;
 
 namespace PipeTransport.Perf.Kestrel;
 
-/// <summary>The <c>kestrel</c> group (issue 4): wrk at 32 and 256 connections for both responses, then idle memory.</summary>
+/// <summary>
+/// The <c>kestrel</c> group: one request at a time per connection (wrk at 32 and 256 connections, both
+/// responses), pipelined HTTP/1.1 and multiplexed HTTP/2 over TCP and Unix sockets, a gRPC-shaped load,
+/// then idle memory.
+/// </summary>
 internal static class KestrelScenarios
 {
     public static readonly IReadOnlyList<IScenario> All =
     [
-        new KestrelWrkScenario("/plaintext", 32),
-        new KestrelWrkScenario("/plaintext", 256),
-        new KestrelWrkScenario("/64k", 32),
-        new KestrelWrkScenario("/64k", 256),
+        new KestrelLoadScenario(KestrelLoad.Wrk("/plaintext", 32)),
+        new KestrelLoadScenario(KestrelLoad.Wrk("/plaintext", 256)),
+        new KestrelLoadScenario(KestrelLoad.Wrk("/64k", 32)),
+        new KestrelLoadScenario(KestrelLoad.Wrk("/64k", 256)),
+        new KestrelLoadScenario(KestrelLoad.PipelinedTcp(64)),
+        new KestrelLoadScenario(KestrelLoad.PipelinedUnix(64)),
+        new KestrelLoadScenario(KestrelLoad.Http2(unix: false, 16, 10)),
+        new KestrelLoadScenario(KestrelLoad.Http2(unix: true, 16, 10)),
+        new KestrelLoadScenario(KestrelLoad.Grpc(16, 10)),
         new KestrelIdleScenario(),
     ];
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using PipeTransport.Kestrel;
@@ -10,9 +11,11 @@ namespace PipeTransport.Perf.Kestrel;
 
 /// <summary>
 /// Child mode <c>kestrel-server sockets|pipe|pipe-inline</c>: the app under test, identical on every
-/// transport, on a free loopback port: <c>/plaintext</c> (13 bytes, TechEmpower style), <c>/64k</c> (one
-/// 64 KiB body) and <c>/stats</c> (RSS and managed heap after an aggressive compacting GC, for the
-/// idle-memory scenario). Prints "ready PORT", serves until stdin closes.
+/// transport, over HTTP/1.1 and HTTP/2 (prior knowledge), on free loopback ports and on Unix sockets:
+/// <c>/plaintext</c> (13 bytes, TechEmpower style), <c>/64k</c> (one 64 KiB body), <c>/echo</c> (a body
+/// of the request's size, up to 64 KiB) and <c>/stats</c> (RSS and managed heap after an aggressive
+/// compacting GC, for the idle-memory scenario). Prints "ready PORT H2PORT UNIX H2UNIX", serves until
+/// stdin closes.
 /// </summary>
 internal static class KestrelServer
 {
@@ -23,9 +26,17 @@ internal static class KestrelServer
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // HTTP/1.1 and HTTP/2 (prior knowledge: cleartext HTTP/2 needs an endpoint of its own), each on
+        // loopback TCP and on a Unix socket.
+        string unixDirectory = Directory.CreateTempSubdirectory("kestrel-perf-").FullName;
+        string unix1 = Path.Combine(unixDirectory, "h1.sock");
+        string unix2 = Path.Combine(unixDirectory, "h2.sock");
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, 0);
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            k.ListenUnixSocket(unix1);
+            k.ListenUnixSocket(unix2, o => o.Protocols = HttpProtocols.Http2);
             k.AddServerHeader = false;
         });
         switch (transport)
@@ -47,6 +58,9 @@ internal static class KestrelServer
             case KestrelTransports.PipeDedicated:
                 builder.WebHost.UsePipeTransport(o => o.ReactorPolling = ReactorPolling.DedicatedThread);
                 break;
+            case KestrelTransports.PipeNoCoalesce:
+                builder.WebHost.UsePipeTransport(o => o.ConnectionOptions.CoalesceFlushes = false);
+                break;
             case KestrelTransports.PipeHandOff:
                 builder.WebHost.UsePipeTransport(o => o.ReactorPolling = ReactorPolling.HandOffToThreadPool);
                 break;
@@ -55,8 +69,30 @@ internal static class KestrelServer
         }
 
         await using var app = builder.Build();
-        app.Run(context =>
+        app.Run(async context =>
         {
+            if (context.Request.Path.Value == "/echo")
+            {
+                // gRPC-shaped: read the request body, answer with a body of the same size.
+                int length = 0;
+                var input = context.Request.BodyReader;
+                while (true)
+                {
+                    var read = await input.ReadAsync();
+                    length += (int)read.Buffer.Length;
+                    input.AdvanceTo(read.Buffer.End);
+                    if (read.IsCompleted)
+                    {
+                        break;
+                    }
+                }
+
+                context.Response.ContentType = "application/octet-stream";
+                context.Response.ContentLength = length;
+                await context.Response.Body.WriteAsync(s_64k.AsMemory(0, Math.Min(length, s_64k.Length)));
+                return;
+            }
+
             var body = context.Request.Path.Value switch
             {
                 "/plaintext" => s_hello,
@@ -67,21 +103,22 @@ internal static class KestrelServer
             if (body is null)
             {
                 context.Response.StatusCode = 404;
-                return Task.CompletedTask;
+                return;
             }
 
             context.Response.ContentType = "text/plain";
             context.Response.ContentLength = body.Length;
-            return context.Response.Body.WriteAsync(body, 0, body.Length);
+            await context.Response.Body.WriteAsync(body);
         });
         await app.StartAsync();
-        string address = app.Urls.Single();
-        Console.Out.WriteLine("ready " + new Uri(address).Port.ToString(CultureInfo.InvariantCulture));
+        int[] ports = app.Urls.Where(u => u.StartsWith("http://127.", StringComparison.Ordinal)).Select(u => new Uri(u).Port).ToArray();
+        Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ready {ports[0]} {ports[1]} {unix1} {unix2}"));
         Console.Out.Flush();
 
         // The harness stops us by closing stdin.
         await Console.In.ReadToEndAsync();
         await app.StopAsync();
+        Directory.Delete(unixDirectory, recursive: true);
         return 0;
     }
 

@@ -11,18 +11,30 @@ internal sealed class KestrelServerProcess : IAsyncDisposable
 {
     private readonly ChildProcess _child;
 
-    private KestrelServerProcess(ChildProcess child, string transport, int port)
+    private KestrelServerProcess(ChildProcess child, string transport, string[] ready)
     {
         _child = child;
         Transport = transport;
-        Port = port;
+        Port = int.Parse(ready[0], CultureInfo.InvariantCulture);
+        Http2Port = int.Parse(ready[1], CultureInfo.InvariantCulture);
+        UnixPath = ready[2];
+        Http2UnixPath = ready[3];
     }
 
     /// <summary><c>sockets</c>, <c>pipe</c> or <c>pipe-inline</c>.</summary>
     public string Transport { get; }
 
-    /// <summary>The loopback port it listens on.</summary>
+    /// <summary>The loopback port it serves HTTP/1.1 on.</summary>
     public int Port { get; }
+
+    /// <summary>The loopback port it serves HTTP/2 (prior knowledge) on.</summary>
+    public int Http2Port { get; }
+
+    /// <summary>The Unix socket it serves HTTP/1.1 on.</summary>
+    public string UnixPath { get; }
+
+    /// <summary>The Unix socket it serves HTTP/2 (prior knowledge) on.</summary>
+    public string Http2UnixPath { get; }
 
     /// <param name="transport"><c>sockets</c>, <c>pipe</c> or <c>pipe-inline</c>.</param>
     /// <param name="environment">Extra environment variables of the child (e.g. tiered compilation off).</param>
@@ -33,7 +45,7 @@ internal sealed class KestrelServerProcess : IAsyncDisposable
         try
         {
             string[] ready = await child.ExpectAsync("ready ", cancellationToken);
-            return new KestrelServerProcess(child, transport, int.Parse(ready[0], CultureInfo.InvariantCulture));
+            return new KestrelServerProcess(child, transport, ready);
         }
         catch
         {

@@ -17,6 +17,8 @@ internal static class KestrelTransports
 
     public const string PipeHandOff = "pipe-hand-off";
 
+    public const string PipeNoCoalesce = "pipe-no-coalesce";
+
     public static string DisplayName(string transport) => transport switch
     {
         Pipe => "UsePipeTransport()",
@@ -26,6 +28,7 @@ internal static class KestrelTransports
         PipeNoYield => "UsePipeTransport(ReactorsYieldBeforeWaiting = false)",
         PipeDedicated => "UsePipeTransport(ReactorPolling = DedicatedThread)",
         PipeHandOff => "UsePipeTransport(ReactorPolling = HandOffToThreadPool)",
+        PipeNoCoalesce => "UsePipeTransport(ConnectionOptions.CoalesceFlushes = false)",
         _ => transport,
     };
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.InteropServices;
@@ -553,6 +554,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 if (n > 0)
                 {
                     writer.Advance((int)n);
+                    if (Volatile.Read(ref _outputWriter) is { } output)
+                    {
+                        output.InputSinceWrite = true; // what answers these bytes goes out at once
+                    }
+
                     FlushResult result = await writer.FlushAsync();
                     if (result.IsCompleted || result.IsCanceled)
                     {
@@ -613,6 +619,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     {
         PipeReader reader = output.Pipe.Reader;
         FdChannel channel = _out;
+        bool coalesce = _options.CoalesceFlushes && _inline;
         Exception? error = null;
         try
         {
@@ -624,7 +631,15 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 if (resumedByFlush && output.InBulkFlush)
                 {
                     // Inside the application's bulk flush: write on a pool thread while it produces more.
-                    await output.ResumeOnThreadPool();
+                    await output.ResumeOnThreadPool(preferLocal: false);
+                }
+                else if (resumedByFlush && coalesce && !result.IsCompleted && !result.IsCanceled && output.WouldGather)
+                {
+                    // Another answer right behind the last write: more are likely in this turn (pipelined
+                    // requests, multiplexed streams). Write them together once the turn is over.
+                    reader.AdvanceTo(result.Buffer.Start);
+                    await output.ResumeOnThreadPool(preferLocal: true);
+                    continue;
                 }
 
                 ReadOnlySequence<byte> buffer = result.Buffer;
@@ -644,10 +659,15 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                     continue;
                 }
 
+                output.InputSinceWrite = false;
                 nint n = Sys.Write(_options.Syscalls, channel.Fd, buffer);
                 if (n >= 0)
                 {
                     reader.AdvanceTo(buffer.GetPosition(n));
+                    if (coalesce)
+                    {
+                        output.LastWrite = Stopwatch.GetTimestamp();
+                    }
                 }
                 else if (n == -Libc.EAGAIN)
                 {

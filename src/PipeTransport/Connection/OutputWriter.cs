@@ -15,7 +15,9 @@ namespace PipeTransport.Connection;
 /// <item>where the send loop runs after a flush: inline inside the application's <c>FlushAsync</c>
 /// (the lowest latency for a message), or, for a flush of at least
 /// <see cref="FdConnectionOptions.PoolSendThreshold"/> bytes, on a pool thread, so the application
-/// goes on producing while another core writes.</item>
+/// goes on producing while another core writes; and for a flush that closely follows the last write
+/// with no input in between, on a pool thread behind the application's current work item, so the
+/// flushes of one turn leave in one write (<see cref="FdConnectionOptions.CoalesceFlushes"/>).</item>
 /// </list>
 /// It also holds the pipe and the send loop's task, so a connection carries one reference for all of Output.
 /// </summary>
@@ -48,6 +50,19 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
     /// <summary>The application completed Output: what it wrote is to be sent, then a half-close.</summary>
     public bool IsCompleted => _completed;
+
+    /// <summary>
+    /// Input received bytes since the last write (set by the receive loop, cleared by the send loop):
+    /// the next flush answers them and is written inline. Racy by design: a stale value costs one
+    /// inline write or one hop, never a byte.
+    /// </summary>
+    public bool InputSinceWrite { get; set; }
+
+    /// <summary>When the last write returned (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
+    public long LastWrite { get; set; }
+
+    /// <summary>A flush now would be gathered with the ones after it rather than written inline.</summary>
+    public bool WouldGather => !InputSinceWrite && System.Diagnostics.Stopwatch.GetTimestamp() - LastWrite < Reactor.SchedulingConstants.GatherWindowTicks;
 
     /// <summary>The application's thread is inside a flush that asked for the pool (read by the send loop when that flush resumed it).</summary>
     public bool InBulkFlush => _bulkFlush;
@@ -148,7 +163,9 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
     }
 
     /// <summary>Resumes the send loop on a pool thread (no allocation: this writer is the work item).</summary>
-    internal PoolResume ResumeOnThreadPool() => new(this);
+    /// <param name="preferLocal">Queue on the current pool thread's own queue: it runs when the
+    /// application's work item returns (or on a thread that steals it), after the flushes of that turn.</param>
+    internal PoolResume ResumeOnThreadPool(bool preferLocal) => new(this, preferLocal);
 
     void IThreadPoolWorkItem.Execute()
     {
@@ -200,7 +217,7 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
     }
 
     /// <summary>The awaitable of <see cref="ResumeOnThreadPool"/>.</summary>
-    internal readonly struct PoolResume(OutputWriter writer) : ICriticalNotifyCompletion
+    internal readonly struct PoolResume(OutputWriter writer, bool preferLocal) : ICriticalNotifyCompletion
     {
         public bool IsCompleted => false;
 
@@ -215,7 +232,7 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         public void UnsafeOnCompleted(Action continuation)
         {
             writer._poolContinuation = continuation;
-            ThreadPool.UnsafeQueueUserWorkItem(writer, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(writer, preferLocal);
         }
     }
 }

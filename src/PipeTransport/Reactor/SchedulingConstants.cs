@@ -54,4 +54,12 @@ internal static class SchedulingConstants
     /// flushes (messages, most responses) are sent inline, the lowest latency.
     /// </summary>
     public const int PoolSendThreshold = 64 * 1024;
+
+    /// <summary>
+    /// With <see cref="FdConnectionOptions.CoalesceFlushes"/>, a flush that comes within this long (50 µs) of
+    /// the connection's last write, with no input in between, is gathered with the flushes after it: one
+    /// turn of the application is answering many requests (pipelined, multiplexed). Longer than the gap
+    /// between the responses of one turn, shorter than a flush that waits for anything outside the process.
+    /// </summary>
+    public static readonly long GatherWindowTicks = Stopwatch.Frequency / 20_000;
 }

@@ -3,20 +3,20 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Kestrel;
 
 /// <summary>
-/// Issue 4: the same ASP.NET Core app on <c>UsePipeTransport()</c> and on Kestrel's default Sockets
-/// transport, each in its own <c>kestrel-server</c> child process, driven by <c>wrk -t1</c> for
-/// <c>--wrk-duration</c> seconds per run at a fixed connection count; the value is wrk's requests/s.
+/// The same ASP.NET Core app on <c>UsePipeTransport()</c> and on Kestrel's default Sockets transport,
+/// each in its own <c>kestrel-server</c> child process, driven by a load generator (<see cref="KestrelLoad"/>)
+/// for <c>--wrk-duration</c> seconds per run; the value is the load generator's requests/s.
 /// The servers start at the scenario's first run and stay up until it ends; the warm-up run
 /// (<c>--wrk-warmup</c> seconds, default 15) gets them jitted and settled, so every timed run meets a warm server.
 /// </summary>
-internal sealed class KestrelWrkScenario(string path, int connections) : IScenario, IAsyncDisposable
+internal sealed class KestrelLoadScenario(KestrelLoad load) : IScenario, IAsyncDisposable
 {
     private readonly Dictionary<string, KestrelServerProcess> _servers = [];
     private IReadOnlyList<Variant>? _variants;
 
-    public string Name => $"kestrel-{path.TrimStart('/')}-{connections}";
+    public string Name => load.Name;
 
-    public string Description => $"Kestrel, {(path == "/plaintext" ? "plaintext (13-byte response)" : "64 KiB response")}, wrk -t1 -c{connections}, server in its own process";
+    public string Description => load.Description + ", server in its own process";
 
     public string Unit => "requests/s";
 
@@ -27,6 +27,7 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
     [
         new(KestrelTransports.DisplayName(KestrelTransports.Pipe), c => RunAsync(c, KestrelTransports.Pipe)),
         new(KestrelTransports.DisplayName(KestrelTransports.Sockets), c => RunAsync(c, KestrelTransports.Sockets), 1.1),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeNoCoalesce), c => RunAsync(c, KestrelTransports.PipeNoCoalesce), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeInline), c => RunAsync(c, KestrelTransports.PipeInline), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipePoolSend), c => RunAsync(c, KestrelTransports.PipePoolSend), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeNoYield), c => RunAsync(c, KestrelTransports.PipeNoYield), Extra: true),
@@ -43,7 +44,7 @@ internal sealed class KestrelWrkScenario(string path, int connections) : IScenar
         }
 
         int seconds = context.IsWarmup ? context.Settings.WrkWarmupSeconds : context.Settings.WrkSeconds;
-        return await Wrk.RunAsync(server.Port, path, connections, seconds, context.CancellationToken);
+        return await load.RunAsync(server, seconds, context.CancellationToken);
     }
 
     public async ValueTask DisposeAsync()
