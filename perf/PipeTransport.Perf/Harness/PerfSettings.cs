@@ -31,10 +31,9 @@ internal sealed record PerfSettings(
     public int WrkSeconds { get; init; } = 5;
 
     /// <summary>
-    /// Default of <see cref="WrkWarmupSeconds"/>. Measured (session 5, pinned to one CPU, plaintext at
-    /// 256 connections, 5-second runs after a 2-second warm-up): both servers' requests/s kept rising
-    /// through the first two timed runs (PipeTransport 43.7k, 46.5k, then 64–66k; Sockets 38.1k, 42.7k,
-    /// then 57–59k), so a 2-second warm-up put a server still warming into the median.
+    /// Default of <see cref="WrkWarmupSeconds"/>: both servers keep speeding up through their first seconds
+    /// under load (tiered compilation, pools and thread counts settling), most visibly pinned to one CPU; a
+    /// shorter warm-up puts a server that is still warming into the median. perf/README.md has the measurement.
     /// </summary>
     public const int DefaultWrkWarmupSeconds = 15;
 
