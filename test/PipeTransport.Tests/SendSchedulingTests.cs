@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using Moq;
 using NUnit.Framework;
 using PipeTransport.Interop;
@@ -62,6 +63,57 @@ public class SendSchedulingTests
         }
     }
 
+    [TestCase(true), TestCase(false), CancelAfter(10_000)]
+    public async Task Answers_to_pipelined_requests_wait_for_each_other_unless_CoalesceFlushes_is_off(bool coalesce, CancellationToken ct)
+    {
+        const int requests = 16, size = 100;
+        var writes = new WriteRecorder();
+        var (a, b) = FdConnection.CreatePair(new FdConnectionOptions { Syscalls = writes.Syscalls, CoalesceFlushes = coalesce });
+        await using (a)
+        await using (b)
+        {
+            await WarmUpAsync(a, b, ct);
+            Task<byte[]> received = ReadBytesAsync(b, requests * size, ct);
+
+            // The peer sends every request in one write; the server waits until it holds them all.
+            await b.Output.WriteAsync(Enumerable.Range(0, requests).Select(i => (byte)i).ToArray(), ct);
+            ReadResult read = await a.Input.ReadAsync(ct);
+            while (read.Buffer.Length < requests)
+            {
+                a.Input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+                read = await a.Input.ReadAsync(ct);
+            }
+
+            writes.Reset();
+            int caller = Environment.CurrentManagedThreadId;
+            for (int i = 0; i < requests; i++)
+            {
+                if (i > 0)
+                {
+                    Assert.That(a.Input.TryRead(out read), Is.True, "the rest of the requests are buffered");
+                }
+
+                // Parse one request and answer it, as Kestrel does for each pipelined request.
+                byte request = read.Buffer.FirstSpan[0];
+                a.Input.AdvanceTo(read.Buffer.GetPosition(1));
+                a.Output.Write(Enumerable.Repeat(request, size).ToArray());
+                ValueTask<FlushResult> flush = a.Output.FlushAsync(ct);
+                if (i == 0)
+                {
+                    bool writtenInside = writes.Count > 0 && writes.FirstThread == caller;
+                    Assert.That(writtenInside, Is.EqualTo(!coalesce),
+                        coalesce ? "requests remain: the first answer waits for the others" : "written inside its flush");
+                }
+
+                await flush;
+            }
+
+            byte[] bytes = await received;
+            Assert.That(bytes, Is.EqualTo(Enumerable.Range(0, requests).SelectMany(i => Enumerable.Repeat((byte)i, size)).ToArray()), "every byte, in order");
+            Assert.That(writes.Count, coalesce ? Is.LessThan(requests) : Is.EqualTo(requests));
+        }
+    }
+
     [Test, CancelAfter(5000)]
     public void PoolSendThreshold_below_one_is_refused()
     {
@@ -93,7 +145,7 @@ public class SendSchedulingTests
             Task<long> received = ReadAsync(b, size, ct);
             a.Output.Write(new byte[size]);
             int caller = Environment.CurrentManagedThreadId;
-            ValueTask<System.IO.Pipelines.FlushResult> flush = a.Output.FlushAsync(ct);
+            ValueTask<FlushResult> flush = a.Output.FlushAsync(ct);
 
             if (expectInline)
             {

@@ -79,6 +79,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// </summary>
     public PipeWriter Output => (PipeWriter?)Volatile.Read(ref _outputWriter) ?? StartSending();
 
+    /// <summary>Output's writer if the application has asked for Output.</summary>
+    internal OutputWriter? OutputIfStarted => Volatile.Read(ref _outputWriter);
+
     /// <summary>Cancelled when the connection is closed: both directions ended, or <see cref="Abort"/>/<see cref="DisposeAsync"/>.</summary>
     public CancellationToken Closed
     {

@@ -111,6 +111,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
     {
         if (!TakeOwnResult())
         {
+            NoteUnexamined(consumed);
             PipeOrThrow().AdvanceTo(consumed);
         }
 
@@ -121,6 +122,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
     {
         if (!TakeOwnResult())
         {
+            NoteUnexamined(examined);
             PipeOrThrow().AdvanceTo(consumed, examined);
         }
 
@@ -472,6 +474,43 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
         _ownResult = false;
         return true;
+    }
+
+    /// <summary>
+    /// Tells Output whether the application leaves bytes it has not looked at yet: its next read returns
+    /// at once, so what it flushes now is likely the first of several answers (pipelined requests).
+    /// Read before the pipe may recycle the segments; a stale answer costs one write or one hop, never a byte.
+    /// </summary>
+    private void NoteUnexamined(SequencePosition examined)
+    {
+        if (_connection.OutputIfStarted is { } output)
+        {
+            output.InputQueued = HasBytesAfter(examined);
+        }
+    }
+
+    /// <summary>A pipe's positions name its segments (<see cref="ReadOnlySequenceSegment{T}"/>), whose Memory is what was flushed into them.</summary>
+    private static bool HasBytesAfter(SequencePosition position)
+    {
+        if (position.GetObject() is not ReadOnlySequenceSegment<byte> segment)
+        {
+            return false;
+        }
+
+        if (position.GetInteger() < segment.Memory.Length)
+        {
+            return true;
+        }
+
+        for (ReadOnlySequenceSegment<byte>? next = segment.Next; next is not null; next = next.Next)
+        {
+            if (!next.Memory.IsEmpty)
+            {
+                return true; // the writer may have linked an empty segment it has not filled yet
+            }
+        }
+
+        return false;
     }
 
     private PipeReader PipeOrThrow() =>

@@ -16,8 +16,8 @@ namespace PipeTransport.Connection;
 /// (the lowest latency for a message), or, for a flush of at least
 /// <see cref="FdConnectionOptions.PoolSendThreshold"/> bytes, on a pool thread, so the application
 /// goes on producing while another core writes; and for a flush that closely follows the last write
-/// with no input in between, on a pool thread behind the application's current work item, so the
-/// flushes of one turn leave in one write (<see cref="FdConnectionOptions.CoalesceFlushes"/>).</item>
+/// with no input in between, or that leaves input the application has not examined yet, on a pool
+/// thread behind the application's current work item, so the flushes of one turn leave in one write (<see cref="FdConnectionOptions.CoalesceFlushes"/>).</item>
 /// </list>
 /// It also holds the pipe and the send loop's task, so a connection carries one reference for all of Output.
 /// </summary>
@@ -53,16 +53,22 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
     /// <summary>
     /// Input received bytes since the last write (set by the receive loop, cleared by the send loop):
-    /// the next flush answers them and is written inline. Racy by design: a stale value costs one
+    /// the next flush answers them and is written inline, unless <see cref="InputQueued"/>. Racy by design: a stale value costs one
     /// inline write or one hop, never a byte.
     /// </summary>
     public bool InputSinceWrite { get; set; }
+
+    /// <summary>
+    /// The application's last <c>AdvanceTo</c> left input it has not examined (set by Input): its next
+    /// read returns at once, so a flush now is gathered with the answers to that input.
+    /// </summary>
+    public bool InputQueued { get; set; }
 
     /// <summary>When the last write returned (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
     public long LastWrite { get; set; }
 
     /// <summary>A flush now would be gathered with the ones after it rather than written inline.</summary>
-    public bool WouldGather => !InputSinceWrite && System.Diagnostics.Stopwatch.GetTimestamp() - LastWrite < Reactor.SchedulingConstants.GatherWindowTicks;
+    public bool WouldGather => InputQueued || (!InputSinceWrite && System.Diagnostics.Stopwatch.GetTimestamp() - LastWrite < Reactor.SchedulingConstants.GatherWindowTicks);
 
     /// <summary>The application's thread is inside a flush that asked for the pool (read by the send loop when that flush resumed it).</summary>
     public bool InBulkFlush => _bulkFlush;
