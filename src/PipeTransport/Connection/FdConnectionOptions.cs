@@ -58,13 +58,14 @@ public sealed class FdConnectionOptions
     public int PoolSendThreshold { get; set; } = Reactor.SchedulingConstants.PoolSendThreshold;
 
     /// <summary>
-    /// With <see cref="InlineTransportScheduling"/>: a flush that follows the connection's last write
-    /// closely (<see cref="Reactor.SchedulingConstants.GatherWindowTicks"/>) with no input in between is
-    /// not written inline: the send loop moves to the thread pool, behind the flushing thread's current
-    /// work, and writes what the flushes of that turn gathered in one <c>writev</c> (pipelined requests,
-    /// multiplexed streams). The first answer to new input is still written inside its flush, so a
-    /// request/response exchange keeps its latency. Default true; false writes every flush under
-    /// <see cref="PoolSendThreshold"/> inline.
+    /// With <see cref="InlineTransportScheduling"/>: a flush with more answers likely right behind it is
+    /// not written inline: when the application's last <c>AdvanceTo</c> on Input left bytes it has not
+    /// examined, or when the flush follows the connection's last write closely
+    /// (<see cref="Reactor.SchedulingConstants.GatherWindowTicks"/>) with no input in between. The send
+    /// loop then moves to the thread pool, behind the flushing thread's current work, and writes what the
+    /// flushes of that turn gathered in one <c>writev</c> (pipelined requests, multiplexed streams). One
+    /// request at a time is still answered inside its flush, so a request/response exchange keeps its
+    /// latency. Default true; false writes every flush under <see cref="PoolSendThreshold"/> inline.
     /// </summary>
     public bool CoalesceFlushes { get; set; } = true;
 
