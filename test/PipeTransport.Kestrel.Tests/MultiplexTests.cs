@@ -104,21 +104,7 @@ public sealed class MultiplexTests
         Uri address;
         if (kind == "unix")
         {
-            string path = Http2Path;
-            handler.ConnectCallback = async (_, ct) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
+            TestServer.ConnectToUnix(handler, Http2Path);
             address = new Uri("http://localhost/");
         }
         else

@@ -194,9 +194,13 @@ internal sealed class TestServer : IAsyncDisposable
     public HttpClient CreateTcpClient(HttpMessageHandler? handler = null) =>
         new(handler ?? new SocketsHttpHandler()) { BaseAddress = TcpUri };
 
-    public static HttpClient CreateUnixClient(string path) => new(new SocketsHttpHandler
+    public static HttpClient CreateUnixClient(string path) =>
+        new(ConnectToUnix(new SocketsHttpHandler(), path)) { BaseAddress = new Uri("http://localhost/") };
+
+    /// <summary>Makes <paramref name="handler"/> connect to the Unix socket at <paramref name="path"/>, whatever the URI says.</summary>
+    public static SocketsHttpHandler ConnectToUnix(SocketsHttpHandler handler, string path)
     {
-        ConnectCallback = async (_, ct) =>
+        handler.ConnectCallback = async (_, ct) =>
         {
             var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
@@ -209,9 +213,9 @@ internal sealed class TestServer : IAsyncDisposable
                 socket.Dispose();
                 throw;
             }
-        },
-    })
-    { BaseAddress = new Uri("http://localhost/") };
+        };
+        return handler;
+    }
 
     public async ValueTask DisposeAsync()
     {
