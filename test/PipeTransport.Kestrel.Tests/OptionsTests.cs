@@ -106,4 +106,35 @@ public class OptionsTests
         }
         Assert.That(used.ConnectionOptions.MemoryPool.MaxBufferSize, Is.EqualTo(blockSize));
     }
+
+    /// <summary>A pool set in the connection options is the one the server uses, and Kestrel's memory pool.</summary>
+    [Test, CancelAfter(20_000)]
+    public async Task A_memory_pool_set_in_the_connection_options_is_the_servers(CancellationToken ct)
+    {
+        using var own = new PinnedBlockMemoryPool(16 * 1024, maxCachedBytes: 1 << 20, evictionPeriod: TimeSpan.FromSeconds(1));
+        var pools = new List<MemoryPool<byte>?>();
+        await using var server = await TestServer.StartAsync(
+            k => k.Listen(IPAddress.Loopback, 0, listen => listen.Use(next => connection =>
+            {
+                lock (pools)
+                {
+                    pools.Add(connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool);
+                }
+                return next(connection);
+            })),
+            ct,
+            o =>
+            {
+                o.ConnectionOptions.BufferSize = 16 * 1024;
+                o.ConnectionOptions.MemoryPool = own;
+            });
+        using var client = new HttpClient { BaseAddress = server.TcpUri };
+
+        Assert.That(await client.GetStringAsync("/", ct), Is.EqualTo("hello"));
+        lock (pools)
+        {
+            Assert.That(pools, Is.Not.Empty);
+            Assert.That(pools, Has.All.SameAs(own));
+        }
+    }
 }

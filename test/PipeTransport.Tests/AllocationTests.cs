@@ -3,7 +3,6 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using NUnit.Framework;
-using PipeTransport.Buffers;
 using static PipeTransport.Tests.FdTestHelpers;
 
 namespace PipeTransport.Tests;

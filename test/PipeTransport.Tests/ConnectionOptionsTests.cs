@@ -1,7 +1,6 @@
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using NUnit.Framework;
-using PipeTransport.Buffers;
 using PipeTransport.Interop;
 
 namespace PipeTransport.Tests;

@@ -36,7 +36,7 @@ public sealed class ScaleTests
         const int count = 10_000;
         const int blockSize = 20 * 1024; // a pool of its own, so other tests cannot disturb the count
         var options = new FdConnectionOptions { BufferSize = blockSize };
-        Buffers.PinnedBlockMemoryPool pool = Buffers.PinnedBlockMemoryPool.ForBlockSize(blockSize);
+        PinnedBlockMemoryPool pool = PinnedBlockMemoryPool.ForBlockSize(blockSize);
         long outstandingBefore = pool.Outstanding;
         await using FdListener listener = FdListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), new FdListenerOptions { ConnectionOptions = options, Backlog = 4096 });
         Process clients = TestProcess.Start("python3", "-c", Clients, ((IPEndPoint)listener.LocalEndPoint).Port.ToString(), count.ToString(), "10");

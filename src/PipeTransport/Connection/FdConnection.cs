@@ -4,7 +4,6 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.InteropServices;
 using Mono.Unix.Native;
-using PipeTransport.Buffers;
 using PipeTransport.Connection;
 using PipeTransport.Endpoints;
 using PipeTransport.Interop;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using PipeTransport.Interop;
 
@@ -87,18 +88,29 @@ public sealed class FdConnectionOptions
     internal ISyscalls Syscalls { get; set; } = LinuxSyscalls.Instance;
 
     /// <summary>
-    /// The pool the pipes' blocks come from: one process-wide pool per <see cref="BufferSize"/>, shared by
-    /// every options object with that size. Buffers rented from it are the pipes' own kind (pinned,
-    /// <see cref="BufferSize"/> bytes).
+    /// The pool the pipes' blocks come from. By default (or set to null) the process-wide
+    /// <see cref="PinnedBlockMemoryPool"/> of <see cref="BufferSize"/>, shared by every options object with
+    /// that size (its cache limit and eviction: <see cref="PinnedBlockMemoryPool.DefaultMaxCachedBytes"/>,
+    /// <see cref="PinnedBlockMemoryPool.DefaultEvictionPeriod"/>). Set a pool of your own for other
+    /// limits: a <see cref="PinnedBlockMemoryPool"/> of <see cref="BufferSize"/>, or any pool (blocks that
+    /// are not pinned are pinned per write, and a read takes at most its <c>MaxBufferSize</c>). The
+    /// caller owns a pool it sets: the connections do not dispose it.
     /// </summary>
-    public MemoryPool<byte> MemoryPool => Buffers.PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+    [AllowNull]
+    public MemoryPool<byte> MemoryPool
+    {
+        get => _memoryPool ?? PinnedBlockMemoryPool.ForBlockSize(BufferSize);
+        set => _memoryPool = value;
+    }
+
+    private MemoryPool<byte>? _memoryPool;
 
     internal ReactorGroup Reactors => ReactorGroup ?? PipeTransport.ReactorGroup.Default;
 
     // PipeOptions are immutable and shared by every connection made with the same settings
     // (an idle connection should not carry copies of them).
     private PipeOptions?[] _pipeOptions = new PipeOptions?[4];
-    private (long, long, long, long, int, PipeScheduler) _pipeOptionsKey;
+    private (long, long, long, long, int, PipeScheduler, MemoryPool<byte>?) _pipeOptionsKey;
 
     internal PipeOptions InputPipeOptions(bool inlineTransport) => PipeOptionsFor(input: true, inlineTransport);
 
@@ -106,7 +118,7 @@ public sealed class FdConnectionOptions
 
     private PipeOptions PipeOptionsFor(bool input, bool inlineTransport)
     {
-        var key = (InputPauseThreshold, InputResumeThreshold, OutputPauseThreshold, OutputResumeThreshold, BufferSize, ApplicationScheduler);
+        var key = (InputPauseThreshold, InputResumeThreshold, OutputPauseThreshold, OutputResumeThreshold, BufferSize, ApplicationScheduler, _memoryPool);
         PipeOptions?[] cache = Volatile.Read(ref _pipeOptions);
         if (!key.Equals(_pipeOptionsKey))
         {

@@ -3,15 +3,15 @@ using System.Buffers;
 namespace PipeTransport.Interop;
 
 /// <summary>
-/// One block of a <see cref="Buffers.PinnedBlockMemoryPool"/>: an array on the pinned object heap,
+/// One block of a <see cref="PinnedBlockMemoryPool"/>: an array on the pinned object heap,
 /// so handing its address to a system call needs no <c>GCHandle</c>. Disposing returns it to the pool.
 /// </summary>
 internal sealed unsafe class PinnedBlock : MemoryManager<byte>
 {
     private readonly byte[] _array;
-    private readonly Buffers.PinnedBlockMemoryPool _pool;
+    private readonly PinnedBlockMemoryPool _pool;
 
-    public PinnedBlock(Buffers.PinnedBlockMemoryPool pool, int size)
+    public PinnedBlock(PinnedBlockMemoryPool pool, int size)
     {
         _pool = pool;
         _array = GC.AllocateUninitializedArray<byte>(size, pinned: true);
