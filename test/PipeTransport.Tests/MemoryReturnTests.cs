@@ -121,12 +121,14 @@ public sealed class MemoryReturnTests
         long limit = before + before / 5 + SlackBytes;
         var clock = Stopwatch.StartNew();
         long now;
-        while ((now = ResidentBytesAfterFullGc()) > limit && clock.Elapsed < deadline)
+        // Both: in a process that started big, 20% of it can hide a full cache.
+        while (((now = ResidentBytesAfterFullGc()) > limit || pool.CachedBytes > 0) && clock.Elapsed < deadline)
         {
             await Task.Delay(50, ct);
         }
 
         TestContext.Out.WriteLine($"RSS before {before >> 20} MiB, peak {peak >> 20} MiB, after {now >> 20} MiB ({clock.ElapsedMilliseconds} ms after disposal; limit {limit >> 20} MiB); pool caches {pool.CachedBytes >> 20} MiB");
+        Assert.That(pool.CachedBytes, Is.Zero, "an idle pool lets go of every block");
         Assert.That(now, Is.LessThanOrEqualTo(limit), $"RSS {before >> 20} MiB before the load, {peak >> 20} at its peak, {now >> 20} {deadline.TotalSeconds} s after; the pool caches {pool.CachedBytes >> 20} MiB");
     }
 
