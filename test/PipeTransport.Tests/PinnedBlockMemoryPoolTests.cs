@@ -108,8 +108,7 @@ public sealed class PinnedBlockMemoryPoolTests
             Is.EqualTo((64 * 1024, PinnedBlockMemoryPool.DefaultMaxCachedBytes, PinnedBlockMemoryPool.DefaultEvictionPeriod)));
 
         pool.Dispose();
-        using IMemoryOwner<byte> block = pool.Rent();
-        block.Dispose();
+        pool.Rent().Dispose();
         Assert.That(pool.CachedBlocks, Is.GreaterThan(0), "still caching");
         Assert.That(() => new PinnedBlockMemoryPool(BlockSize, evictionPeriod: TimeSpan.Zero), Throws.InstanceOf<ArgumentOutOfRangeException>());
         Assert.That(() => new PinnedBlockMemoryPool(BlockSize, maxCachedBytes: -1), Throws.InstanceOf<ArgumentOutOfRangeException>());
