@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 using Mono.Unix;
 
 namespace PipeTransport.Kestrel;
@@ -14,13 +15,15 @@ internal sealed class FifoConnectionListener : IConnectionListener
     private readonly FifoEndPoint _endPoint;
     private readonly FdConnectionOptions _connectionOptions;
     private readonly bool _dispatch;
+    private readonly ILogger _logger;
     private readonly List<string> _createdFifos = [];
     private readonly CancellationTokenSource _unbind = new();
     private Task _previousConnectionDisposed = Task.CompletedTask;
 
-    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, bool dispatch)
+    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
     {
         _dispatch = dispatch;
+        _logger = logger;
         _endPoint = endPoint;
         _connectionOptions = connectionOptions;
     }
@@ -28,9 +31,9 @@ internal sealed class FifoConnectionListener : IConnectionListener
     public EndPoint EndPoint => _endPoint;
 
     /// <summary>Creates missing FIFOs (like socat's <c>PIPE:</c>) and refuses paths that are something else.</summary>
-    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, bool dispatch)
+    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
     {
-        var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch);
+        var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch, logger);
         try
         {
             listener.EnsureFifo(endPoint.ReadPath, mode);
@@ -75,7 +78,7 @@ internal sealed class FifoConnectionListener : IConnectionListener
             var connection = await OpenConversationAsync(cancel.Token).ConfigureAwait(false);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
-            return new PipeConnectionContext(connection, _connectionOptions.MemoryPool, _dispatch, disposed)
+            return new PipeConnectionContext(connection, _connectionOptions.MemoryPool, _dispatch, _logger, disposed)
             {
                 LocalEndPoint = _endPoint,
                 RemoteEndPoint = _endPoint,

@@ -4,6 +4,8 @@ using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using PipeTransport.Connection;
 
 namespace PipeTransport.Kestrel;
 
@@ -21,9 +23,13 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     IConnectionLifetimeFeature,
     IConnectionEndPointFeature,
     IPeerCredentialsFeature,
-    IDuplexPipe
+    IDuplexPipe,
+    IConnectionObserver
 {
+    private const string SentAll = "The PipeTransport send loop completed gracefully.";
+
     private readonly FdConnection _connection;
+    private readonly ILogger _logger;
     private readonly TaskCompletionSource? _disposed;
     private readonly long _id;
     private readonly bool _dispatch;
@@ -40,10 +46,13 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     /// Hop to the thread pool before Kestrel continues after a read or flush that waited (false with
     /// <see cref="PipeTransportOptions.UnsafePreferInlineScheduling"/>).
     /// </param>
+    /// <param name="logger">Where the connection's pauses, FINs, resets and errors go (<see cref="PipeTransportLog"/>).</param>
     /// <param name="disposed">Completed when Kestrel has disposed the connection (FIFO listener).</param>
-    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, TaskCompletionSource? disposed = null)
+    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger, TaskCompletionSource? disposed = null)
     {
         _connection = connection;
+        _logger = logger;
+        connection.Observer = this;
         _dispatch = dispatch;
         _disposed = disposed;
         _id = ConnectionIdGenerator.Next();
@@ -99,6 +108,18 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     public PeerCredentials? PeerCredentials => _connection.PeerCredentials;
 
     public override void Abort(ConnectionAbortedException abortReason) => _connection.Abort(abortReason);
+
+    void IConnectionObserver.InputPaused() => PipeTransportLog.ConnectionPause(_logger, this);
+
+    void IConnectionObserver.InputResumed() => PipeTransportLog.ConnectionResume(_logger, this);
+
+    void IConnectionObserver.ReadFin() => PipeTransportLog.ConnectionReadFin(_logger, this);
+
+    void IConnectionObserver.Reset(Exception error) => PipeTransportLog.ConnectionReset(_logger, this);
+
+    void IConnectionObserver.Error(Exception error) => PipeTransportLog.ConnectionError(_logger, this, error);
+
+    void IConnectionObserver.SendingFin(Exception? reason) => PipeTransportLog.ConnectionWriteFin(_logger, this, reason?.Message ?? SentAll);
 
     /// <summary>
     /// The peer reset the connection (seen on Input). Nothing more can be sent either, so the

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Win32.SafeHandles;
 using Mono.Unix.Native;
@@ -15,13 +17,17 @@ namespace PipeTransport.Kestrel;
 internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
 {
     private readonly PipeTransportOptions _options;
+    private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private ReactorGroup? _reactorGroup;
     private bool _disposed;
 
-    public PipeTransportFactory(IOptions<PipeTransportOptions> options)
+    /// <param name="options">The transport's options.</param>
+    /// <param name="loggerFactory">Makes the <see cref="PipeTransportLog.Category"/> logger (none: nothing is logged).</param>
+    public PipeTransportFactory(IOptions<PipeTransportOptions> options, ILoggerFactory? loggerFactory = null)
     {
         _options = options.Value;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger(PipeTransportLog.Category);
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint or FileHandleEndPoint or FifoEndPoint;
@@ -33,12 +39,12 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         var dispatch = !_options.UnsafePreferInlineScheduling;
         IConnectionListener listener = endpoint switch
         {
-            FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, dispatch),
+            FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, dispatch, _logger),
             FileHandleEndPoint handle => new SocketConnectionListener(
                 FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
-                connectionOptions.MemoryPool, dispatch),
+                connectionOptions.MemoryPool, dispatch, _logger),
             IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
-                Bind(endpoint, CreateListenerOptions(connectionOptions)), connectionOptions.MemoryPool, dispatch),
+                Bind(endpoint, CreateListenerOptions(connectionOptions)), connectionOptions.MemoryPool, dispatch, _logger),
             _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
         };
         return new ValueTask<IConnectionListener>(listener);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 using Mono.Unix.Native;
 
 namespace PipeTransport.Kestrel;
@@ -9,7 +10,7 @@ namespace PipeTransport.Kestrel;
 /// A listening TCP or Unix socket (bound here, or inherited through a <see cref="FileHandleEndPoint"/>)
 /// whose accepted connections Kestrel serves.
 /// </summary>
-internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool dispatch) : IConnectionListener
+internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger) : IConnectionListener
 {
     private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(1);
     private int _unbound;
@@ -35,6 +36,7 @@ internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<b
                 // Kestrel ends its accept loop on the first exception, so a full fd table must not
                 // become a dead server: wait (like Go's accept loop, 5 ms doubling to 1 s) and try again.
                 // A connection that was reset while in the backlog is simply skipped.
+                PipeTransportLog.AcceptFailed(logger, EndPoint.ToString() ?? "", e);
                 if (e.Errno is Errno.EMFILE or Errno.ENFILE or Errno.ENOBUFS or Errno.ENOMEM)
                 {
                     backoff = backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(5) : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, s_maxBackoff.Ticks));
@@ -42,7 +44,7 @@ internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<b
                 }
                 continue;
             }
-            return connection is null ? null : new PipeConnectionContext(connection, memoryPool, dispatch);
+            return connection is null ? null : new PipeConnectionContext(connection, memoryPool, dispatch, logger);
         }
     }
 

@@ -3,10 +3,19 @@ using Microsoft.Extensions.Logging;
 
 namespace PipeTransport.Kestrel.Tests;
 
-/// <summary>Keeps every warning and error the server logs, so tests can assert Kestrel saw nothing unexpected.</summary>
-internal sealed class CapturingLoggerProvider : ILoggerProvider
+/// <summary>
+/// Keeps every warning and error the server logs, so tests can assert Kestrel saw nothing unexpected,
+/// and, from <see cref="PipeTransportLog.Category"/> at <see cref="TransportLevel"/> and above, the
+/// transport's events with their ids.
+/// </summary>
+internal sealed class CapturingLoggerProvider(LogLevel transportLevel = LogLevel.Warning) : ILoggerProvider
 {
     public ConcurrentQueue<string> Entries { get; } = new();
+
+    /// <summary>The transport's log events (its category only).</summary>
+    public ConcurrentQueue<LogEvent> TransportEvents { get; } = new();
+
+    public LogLevel TransportLevel => transportLevel;
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
@@ -17,17 +26,28 @@ internal sealed class CapturingLoggerProvider : ILoggerProvider
     {
     }
 
+    public sealed record LogEvent(LogLevel Level, EventId Id, string Message, Exception? Exception);
+
     private sealed class Logger(CapturingLoggerProvider provider, string category) : ILogger
     {
+        private readonly bool _transport = category == PipeTransportLog.Category;
+
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning || (_transport && logLevel >= provider.TransportLevel);
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (IsEnabled(logLevel))
+            if (!IsEnabled(logLevel))
             {
-                provider.Entries.Enqueue($"{logLevel} {category}: {formatter(state, exception)} {exception}");
+                return;
+            }
+
+            var message = formatter(state, exception);
+            provider.Entries.Enqueue($"{logLevel} {category}: {message} {exception}");
+            if (_transport)
+            {
+                provider.TransportEvents.Enqueue(new LogEvent(logLevel, eventId, message, exception));
             }
         }
     }

@@ -65,7 +65,8 @@ internal sealed class TestServer : IAsyncDisposable
         Action<KestrelServerOptions> listen,
         CancellationToken cancellationToken,
         Action<PipeTransportOptions>? configure = null,
-        bool pipeTransport = true)
+        bool pipeTransport = true,
+        LogLevel transportLogLevel = LogLevel.Warning)
     {
         // No appsettings.json watcher: its inotify fd closes asynchronously and would blur the fd-leak test.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -73,9 +74,10 @@ internal sealed class TestServer : IAsyncDisposable
             ApplicationName = "PipeTransport.Kestrel.Tests",
             Args = ["--hostBuilder:reloadConfigOnChange=false"],
         });
-        var logs = new CapturingLoggerProvider();
+        var logs = new CapturingLoggerProvider(transportLogLevel);
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
+        builder.Logging.AddFilter(PipeTransportLog.Category, transportLogLevel);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = null;

@@ -5,6 +5,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 using PipeTransport.Connection;
+using PipeTransport.Diagnostics;
 using PipeTransport.Endpoints;
 using PipeTransport.Interop;
 
@@ -39,6 +40,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private readonly FdConnectionOptions _options;
     private readonly InputReader _inputReader;
     private readonly bool _inline;
+    private readonly ConnectionTransport _transport;
     private bool _closed; // under Gate: both directions ended, or an abort
     private Pipe? _input;
     private OutputWriter? _outputWriter;
@@ -46,12 +48,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private int _sendState; // under Gate
     private int _openDirections = 2;
     private int _disposed;
+    private int _endReason; // the first ConnectionEndReason (metrics)
 
     // What few connections use (endpoints, raw fds, credentials, Closed, an abort) lives apart, so
     // that an idle connection does not carry it.
     private Extras? _extras;
 
-    internal FdConnection(FdChannel input, FdChannel output, FdConnectionOptions options, SafeHandle? spareWriter = null)
+    internal FdConnection(FdChannel input, FdChannel output, FdConnectionOptions options, SafeHandle? spareWriter = null, ConnectionTransport transport = ConnectionTransport.Unknown)
     {
         _in = input;
         _out = output;
@@ -64,6 +67,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
         _inputReader = new InputReader(this);
+        _transport = transport != ConnectionTransport.Unknown ? transport : TransportOf(input);
+        TransportMetrics.ConnectionOpened(_transport);
     }
 
     /// <summary>
@@ -257,6 +262,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             return;
         }
 
+        NoteEnd(ConnectionEndReason.Aborted);
+        Observer?.SendingFin(reason);
+
         // Both ends first (they read the reason), then the fd: waits the removal from epoll wakes
         // find their direction already ended.
         EndReceive();
@@ -292,6 +300,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            NoteEnd(ConnectionEndReason.Disposed);
             EndReceive();
             if (Volatile.Read(ref _outputWriter) is not { IsCompleted: true })
             {
@@ -317,6 +326,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     }
 
     internal FdConnectionOptions Options => _options;
+
+    /// <summary>Who hears of this connection's pauses, FINs, resets and errors (the Kestrel plug-in's log); null: nobody.</summary>
+    internal IConnectionObserver? Observer
+    {
+        get => Volatile.Read(ref _extras)?.Observer;
+        set => EnsureExtras().Observer = value;
+    }
 
     /// <summary>
     /// The connection's lock: it orders the rare transitions (first use of Output, a parked read,
@@ -556,12 +572,26 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 if (n > 0)
                 {
                     writer.Advance((int)n);
+                    TransportMetrics.Received(n);
                     if (Volatile.Read(ref _outputWriter) is { } output)
                     {
                         output.InputSinceWrite = true; // what answers these bytes goes out at once
                     }
 
-                    FlushResult result = await writer.FlushAsync();
+                    // A flush that does not complete at once is the backpressure: the loop stops reading.
+                    ValueTask<FlushResult> flush = writer.FlushAsync();
+                    FlushResult result;
+                    if (flush.IsCompleted)
+                    {
+                        result = flush.GetAwaiter().GetResult();
+                    }
+                    else
+                    {
+                        OnInputPaused();
+                        result = await flush;
+                        Observer?.InputResumed();
+                    }
+
                     if (result.IsCompleted || result.IsCanceled)
                     {
                         break;
@@ -607,6 +637,16 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         // Ended from outside (Input.Complete, an abort, disposal): what woke the loop is not an error of the fd.
         bool endedFromOutside = Interlocked.Exchange(ref _receiveState, Ended) == Ending;
         Exception? reason = AbortReason;
+        if (eof)
+        {
+            NoteEnd(ConnectionEndReason.Eof);
+            Observer?.ReadFin();
+        }
+        else if (reason is null && !endedFromOutside && error is not null)
+        {
+            OnLoopError(error);
+        }
+
         writer.Complete(reason ?? (endedFromOutside ? null : error));
         OnReceiveEnded(eof);
         if (reason is null && error is FdConnectionResetException && _in == _out)
@@ -665,6 +705,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 nint n = Sys.Write(_options.Syscalls, channel.Fd, buffer);
                 if (n >= 0)
                 {
+                    TransportMetrics.Sent(n);
                     reader.AdvanceTo(buffer.GetPosition(n));
                     if (coalesce)
                     {
@@ -699,9 +740,44 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         Exception? reason = AbortReason;
+        if (reason is null && !endedFromOutside && error is not null)
+        {
+            OnLoopError(error);
+        }
+
         reader.Complete(reason ?? (endedFromOutside ? null : error));
-        OnSendEnded(halfClose: reason is null && error is null && !endedFromOutside);
+        bool halfClose = reason is null && error is null && !endedFromOutside;
+        if (halfClose)
+        {
+            Observer?.SendingFin(null);
+        }
+
+        OnSendEnded(halfClose);
     }
+
+    private void OnInputPaused()
+    {
+        TransportMetrics.InputPaused();
+        Observer?.InputPaused();
+    }
+
+    /// <summary>An error ended a loop (not an abort or the application's end of the direction).</summary>
+    private void OnLoopError(Exception error)
+    {
+        if (error is FdConnectionResetException)
+        {
+            NoteEnd(ConnectionEndReason.Reset);
+            Observer?.Reset(error);
+        }
+        else
+        {
+            NoteEnd(ConnectionEndReason.Error);
+            Observer?.Error(error);
+        }
+    }
+
+    /// <summary>Records why the connection ends; the first reason counts.</summary>
+    private void NoteEnd(ConnectionEndReason reason) => Interlocked.CompareExchange(ref _endReason, (int)reason, (int)ConnectionEndReason.None);
 
     private void OnReceiveEnded(bool eof)
     {
@@ -739,6 +815,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             _in.Close();
             _out.Close();
             _extras?.SpareWriter?.Dispose();
+            NoteEnd(ConnectionEndReason.Disposed); // no reason yet: the application completed both directions
+            TransportMetrics.ConnectionClosed(_transport, (ConnectionEndReason)Volatile.Read(ref _endReason));
             FireClosed();
         }
     }
@@ -764,6 +842,19 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
+    /// <summary>For a connection whose maker did not say: a pipe, or a socket whose family the kernel tells (one <c>getsockname</c>).</summary>
+    private static ConnectionTransport TransportOf(FdChannel channel) => channel.Kind switch
+    {
+        FdKind.Pipe => ConnectionTransport.Pipe,
+        FdKind.Socket => channel.WithFd(0, static (_, fd) => SocketAddresses.Family(fd)) switch
+        {
+            Libc.AF_UNIX => ConnectionTransport.Unix,
+            Libc.AF_INET or Libc.AF_INET6 when channel.DrainedByShortRead => ConnectionTransport.Tcp, // a stream socket
+            _ => ConnectionTransport.Other,
+        },
+        _ => ConnectionTransport.Other,
+    };
+
     private static FdConnectionOptions Checked(FdConnectionOptions? options)
     {
         options ??= FdConnectionOptions.Default;
@@ -784,5 +875,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         public RawFd? OutputFd;
         public int PeerCredentialsState;
         public PeerCredentials PeerCredentials;
+        public IConnectionObserver? Observer;
     }
 }

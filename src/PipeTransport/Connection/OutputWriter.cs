@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using PipeTransport.Diagnostics;
 
 namespace PipeTransport.Connection;
 
@@ -110,7 +111,7 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
         try
         {
-            return _inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken);
+            return Counted(_inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken));
         }
         finally
         {
@@ -129,11 +130,11 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         {
             if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
             {
-                return _inner.WriteAsync(source, cancellationToken);
+                return Counted(_inner.WriteAsync(source, cancellationToken));
             }
 
             _inner.Write(source.Span);
-            return BulkFlush(cancellationToken);
+            return Counted(BulkFlush(cancellationToken));
         }
         finally
         {
@@ -178,6 +179,17 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         Action continuation = _poolContinuation!;
         _poolContinuation = null;
         continuation();
+    }
+
+    /// <summary>A flush that does not complete at once waits for the peer: Output holds its pause threshold (metrics).</summary>
+    private static ValueTask<FlushResult> Counted(ValueTask<FlushResult> flush)
+    {
+        if (!flush.IsCompleted)
+        {
+            TransportMetrics.OutputPaused();
+        }
+
+        return flush;
     }
 
     private ValueTask<FlushResult> BulkFlush(CancellationToken cancellationToken)

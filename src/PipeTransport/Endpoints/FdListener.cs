@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Mono.Unix.Native;
 using PipeTransport.Connection;
+using PipeTransport.Diagnostics;
 using PipeTransport.Endpoints;
 using PipeTransport.Interop;
 
@@ -253,6 +254,7 @@ public sealed class FdListener : IAsyncDisposable
                     continue;
                 case Libc.ECONNABORTED:
                 case 71: // EPROTO
+                    TransportMetrics.AcceptError(-fd);
                     continue; // the client gave up before we took it
                 default:
                     if (Volatile.Read(ref _disposed) != 0)
@@ -260,6 +262,7 @@ public sealed class FdListener : IAsyncDisposable
                         return null;
                     }
 
+                    TransportMetrics.AcceptError(-fd);
                     throw PipeTransportException.FromResult(fd, "accept4", _name);
             }
         }
@@ -274,7 +277,7 @@ public sealed class FdListener : IAsyncDisposable
             Sys.SetSockOptInt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, 1);
         }
 
-        return new FdConnection(channel, channel, _connectionOptions);
+        return new FdConnection(channel, channel, _connectionOptions, transport: LocalEndPoint is IPEndPoint ? ConnectionTransport.Tcp : ConnectionTransport.Unix);
     }
 
     private static SafeFdHandle BindOne(int family, byte[] address, string name, FdListenerOptions options, EndPoint endPoint, string? unixPath)

@@ -1,5 +1,6 @@
 using System.Net;
 using PipeTransport.Connection;
+using PipeTransport.Diagnostics;
 using PipeTransport.Interop;
 
 namespace PipeTransport.Endpoints;
@@ -53,7 +54,7 @@ internal static class SocketConnector
                 }
             }
 
-            return new FdConnection(channel, channel, options);
+            return new FdConnection(channel, channel, options, transport: family == Libc.AF_UNIX ? ConnectionTransport.Unix : ConnectionTransport.Tcp);
         }
         catch
         {

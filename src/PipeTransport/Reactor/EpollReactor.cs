@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PipeTransport.Diagnostics;
 using PipeTransport.Interop;
 
 namespace PipeTransport.Reactor;
@@ -23,6 +24,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 
     private const int BatchSize = 256;
     private const ulong WakeToken = ulong.MaxValue;
+    private static int s_started;
 
     private readonly SafeFdHandle _epoll;
     private readonly SafeFdHandle _wake;
@@ -42,6 +44,8 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private long _turnQueuedWork;
     private long _handOffSuspendedUntil;
     private int _slowTurns;
+    private long _wakeUps; // written by whichever thread polls (one at a time), read by the metrics
+    private long _events;
     private volatile bool _stopping;
 
     public EpollReactor(string name, ReactorMode mode)
@@ -77,9 +81,26 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             _poolEvents = new EpollEventBuffer(BatchSize);
         }
 
+        MetricsId = (Interlocked.Increment(ref s_started) - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        TransportMetrics.AddReactor(this);
         _thread = new Thread(Run) { IsBackground = true, Name = name };
         _thread.UnsafeStart();
     }
+
+    /// <summary>The reactor's <c>pipetransport.reactor</c> tag: the number of reactors the process started before it.</summary>
+    public string MetricsId { get; }
+
+    /// <summary>Polls that returned events (metrics).</summary>
+    public long WakeUps => Volatile.Read(ref _wakeUps);
+
+    /// <summary>Readiness events dispatched (metrics).</summary>
+    public long EventsDispatched => Volatile.Read(ref _events);
+
+    /// <summary>Whether a wake-up passes the polling to the thread pool (<see cref="ReactorMode.HandsOffToThreadPool"/>).</summary>
+    public bool HandsOff => _handOff;
+
+    /// <summary>Slow pool turns have suspended the hand-off: the reactor thread polls alone for a while.</summary>
+    public bool HandOffSuspended => _handOff && Stopwatch.GetTimestamp() < Volatile.Read(ref _handOffSuspendedUntil);
 
     /// <summary>How many fds are registered now.</summary>
     public int RegisteredCount
@@ -186,6 +207,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             }
         }
 
+        TransportMetrics.RemoveReactor(this);
         _poolEvents?.Dispose();
         lock (_gate)
         {
@@ -285,6 +307,11 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
 
     private void Dispatch(EpollEventBuffer events, int n)
     {
+        if (n > 0)
+        {
+            _wakeUps++;
+        }
+
         EpollReactor? outer = t_dispatching;
         t_dispatching = this;
         try
@@ -306,6 +333,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
                     continue; // stale: the registration was removed after the kernel queued this event.
                 }
 
+                _events++;
                 try
                 {
                     registration.OnEvents(events.Events(i));

@@ -1,0 +1,106 @@
+using Microsoft.Extensions.Logging;
+using Mono.Unix.Native;
+
+namespace PipeTransport.Kestrel;
+
+/// <summary>
+/// The transport's log events. The connection events are those of Kestrel's Sockets transport
+/// (<c>SocketsLog</c>), with its event ids, names, levels and messages, so filters and dashboards
+/// written for it keep working; accept failures and the fd limit are this transport's own (ids 20-22).
+/// The per-connection events are Debug: a connection id is formatted only when they are enabled.
+/// </summary>
+internal static partial class PipeTransportLog
+{
+    /// <summary>The logger category, next to Kestrel's own transports (<c>...Transport.Sockets</c>, <c>...Transport.NamedPipes</c>).</summary>
+    public const string Category = "Microsoft.AspNetCore.Server.Kestrel.Transport.PipeTransport";
+
+    public static void ConnectionPause(ILogger logger, PipeConnectionContext connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionPauseCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionResume(ILogger logger, PipeConnectionContext connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionResumeCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionReadFin(ILogger logger, PipeConnectionContext connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionReadFinCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionWriteFin(ILogger logger, PipeConnectionContext connection, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionWriteFinCore(logger, connection.ConnectionId, reason);
+        }
+    }
+
+    public static void ConnectionError(ILogger logger, PipeConnectionContext connection, Exception error)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionErrorCore(logger, connection.ConnectionId, error);
+        }
+    }
+
+    public static void ConnectionReset(ILogger logger, PipeConnectionContext connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionResetCore(logger, connection.ConnectionId);
+        }
+    }
+
+    /// <summary>
+    /// An accept failed and the listener goes on: Warning when the process or the system ran out of a
+    /// resource (fds, buffers, memory), Debug when one client's connection failed before it was taken.
+    /// </summary>
+    public static void AcceptFailed(ILogger logger, string endPoint, PipeTransportException error)
+    {
+        var level = error.Errno is Errno.EMFILE or Errno.ENFILE or Errno.ENOBUFS or Errno.ENOMEM ? LogLevel.Warning : LogLevel.Debug;
+        if (logger.IsEnabled(level))
+        {
+            AcceptFailedCore(logger, level, endPoint, error.Errno, error);
+        }
+    }
+
+    [LoggerMessage(4, LogLevel.Debug, @"Connection id ""{ConnectionId}"" paused.", EventName = "ConnectionPause", SkipEnabledCheck = true)]
+    private static partial void ConnectionPauseCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(5, LogLevel.Debug, @"Connection id ""{ConnectionId}"" resumed.", EventName = "ConnectionResume", SkipEnabledCheck = true)]
+    private static partial void ConnectionResumeCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(6, LogLevel.Debug, @"Connection id ""{ConnectionId}"" received FIN.", EventName = "ConnectionReadFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionReadFinCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(7, LogLevel.Debug, @"Connection id ""{ConnectionId}"" sending FIN because: ""{Reason}""", EventName = "ConnectionWriteFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionWriteFinCore(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(14, LogLevel.Debug, @"Connection id ""{ConnectionId}"" communication error.", EventName = "ConnectionError", SkipEnabledCheck = true)]
+    private static partial void ConnectionErrorCore(ILogger logger, string connectionId, Exception ex);
+
+    [LoggerMessage(19, LogLevel.Debug, @"Connection id ""{ConnectionId}"" reset.", EventName = "ConnectionReset", SkipEnabledCheck = true)]
+    private static partial void ConnectionResetCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(EventId = 20, Message = @"Accepting a connection on {EndPoint} failed with {Errno}; the listener keeps accepting.", EventName = "AcceptFailed", SkipEnabledCheck = true)]
+    private static partial void AcceptFailedCore(ILogger logger, LogLevel level, string endPoint, Errno errno, Exception ex);
+
+    /// <summary>A listener holds back accepting: the process or the system is out of fds.</summary>
+    [LoggerMessage(21, LogLevel.Warning, @"Out of file descriptors ({Errno}): accepting on {EndPoint} backs off until connections close.", EventName = "FdLimitEntered")]
+    public static partial void FdLimitEntered(ILogger logger, string endPoint, Errno errno);
+
+    /// <summary>The listener accepts again after <paramref name="duration"/> at the fd limit.</summary>
+    [LoggerMessage(22, LogLevel.Information, @"Accepting on {EndPoint} resumed after {Duration} at the file descriptor limit.", EventName = "FdLimitLeft")]
+    public static partial void FdLimitLeft(ILogger logger, string endPoint, TimeSpan duration);
+}
