@@ -45,8 +45,12 @@ internal static class SoakPlot
         heap.YLabel("managed heap (MiB)");
         heap.XLabel("seconds");
 
-        foreach (var plot in multiplot.GetPlots())
+        var plots = multiplot.GetPlots();
+        for (int i = 0; i < plots.Length; i++)
         {
+            // The same left and right padding in every panel, so their time axes line up.
+            var plot = plots[i];
+            plot.Layout.Fixed(new PixelPadding(90, 30, i == plots.Length - 1 ? 50 : 25, i == 0 ? 40 : 15));
             foreach (var period in periods)
             {
                 var span = plot.Add.HorizontalSpan(period.Start, period.End);
