@@ -18,6 +18,9 @@ internal sealed class SoakChaos
     private static readonly TimeSpan s_actionTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan s_killEvery = TimeSpan.FromMilliseconds(1500);
 
+    /// <summary>A client process has this long to start and get its four connections moving (a busy machine starts a runtime slowly).</summary>
+    private static readonly TimeSpan s_clientStartTimeout = TimeSpan.FromSeconds(20);
+
     private static readonly (string Name, Func<int, CancellationToken, Task> Run)[] s_actions =
     [
         ("RST mid-headers", AbortMidHeadersAsync),
@@ -87,7 +90,7 @@ internal sealed class SoakChaos
             await using (var client = ChildProcess.StartSelf(false, "soak-client", _port.ToString(System.Globalization.CultureInfo.InvariantCulture)))
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                timeout.CancelAfter(s_actionTimeout);
+                timeout.CancelAfter(s_clientStartTimeout);
                 try
                 {
                     await client.ExpectAsync("started", timeout.Token);

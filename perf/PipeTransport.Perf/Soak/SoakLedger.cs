@@ -13,6 +13,8 @@ internal sealed class SoakLedger
     /// <summary>Time after the first served connection during which late timeouts of the period still count as expected.</summary>
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(4);
 
+    private const int MaxDetail = 2000;
+
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Dictionary<(string Source, string Kind, bool Expected), Entry> _entries = [];
     private readonly List<(double Start, double End)> _fdLimitWindows = [];
@@ -75,7 +77,7 @@ internal sealed class SoakLedger
             entry.Count += count;
             if (detail is not null && entry.Examples.Count < 3)
             {
-                entry.Examples.Add($"t={Now:0}s {detail}");
+                entry.Examples.Add($"t={Now:0}s {(detail.Length > MaxDetail ? detail[..MaxDetail] + "…" : detail)}");
             }
         }
     }

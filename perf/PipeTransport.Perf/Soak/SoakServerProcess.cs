@@ -30,6 +30,7 @@ internal sealed class SoakServerProcess : IAsyncDisposable
     private long _gcHeap;
     private long _heapAtLastGc;
     private long _clientAborts;
+    private long _fifoConversations;
     private volatile string? _exit;
     private volatile bool _stopping;
 
@@ -59,7 +60,7 @@ internal sealed class SoakServerProcess : IAsyncDisposable
     public Channel<string?> FifoEnds { get; } = Channel.CreateUnbounded<string?>();
 
     /// <summary>FIFO conversations the server copied to the end.</summary>
-    public long FifoConversations;
+    public long FifoConversations => Interlocked.Read(ref _fifoConversations);
 
     public static async Task<SoakServerProcess> StartAsync(string transport, int fdLimit, string fifoIn, string fifoOut, SoakLedger ledger, CancellationToken cancellationToken)
     {
@@ -145,7 +146,7 @@ internal sealed class SoakServerProcess : IAsyncDisposable
                     long.Parse(words[1], inv), int.Parse(words[2], inv), int.Parse(words[3], inv), int.Parse(words[4], inv)));
                 break;
             case "fifo-done":
-                Interlocked.Increment(ref FifoConversations);
+                Interlocked.Increment(ref _fifoConversations);
                 FifoEnds.Writer.TryWrite(null);
                 break;
             case "fifo-error" when words.Length >= 3:
