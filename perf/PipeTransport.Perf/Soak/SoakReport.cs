@@ -54,7 +54,7 @@ internal static class SoakReport
         {
             foreach (var v in verdicts)
             {
-                md.AppendLine(Inv, $"| {v.Name} | {v.Format(v.First)} | {v.Format(v.Last)} | {v.Growth * 100:+0.0;-0.0}% | +{SoakSettings.MaxGrowth * 100:0}%{(v.Slack > 0 ? $" or +{v.Format(v.Slack)}" : "")} | {(v.Pass ? "pass" : "**FAIL**")} |");
+                md.AppendLine(Inv, $"| {v.Name} | {v.Format(v.First)} | {v.Format(v.Last)} | {Math.Round(v.Growth * 100, 1):+0.0;-0.0;0.0}% | +{SoakSettings.MaxGrowth * 100:0}%{(v.Slack > 0 ? $" or +{v.Format(v.Slack)}" : "")} | {(v.Pass ? "pass" : "**FAIL**")} |");
                 if (!v.Pass)
                 {
                     failures.Add($"{v.Name} grew {v.Growth * 100:0.0}% ({v.Format(v.First)} → {v.Format(v.Last)})");

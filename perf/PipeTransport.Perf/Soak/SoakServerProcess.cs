@@ -177,29 +177,50 @@ internal sealed class SoakServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes its stdin (a graceful stop) and waits for it.</summary>
+    /// <summary>Closes its stdin (a graceful stop) and waits for it; a server that already died is only reaped.</summary>
     public async ValueTask DisposeAsync()
     {
         try
         {
             bool dead = _exit is not null;
             _stopping = true;
-            await _stdin.WaitAsync();
-            _child.StandardInput.Close();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await _reader.WaitAsync(timeout.Token);
-            if (!dead && _exit is { } exit && !exit.Contains(" exited with 0 ", StringComparison.Ordinal))
+            if (!dead)
             {
-                _ledger.Unexpected("server", "failed to stop", exit);
+                await StopAsync();
             }
-        }
-        catch (Exception e) when (e is OperationCanceledException or IOException or TimeoutException)
-        {
-            _ledger.Unexpected("server", "did not stop within 15 s of its stdin closing");
         }
         finally
         {
             await _child.DisposeAsync();
+        }
+    }
+
+    private async Task StopAsync()
+    {
+        try
+        {
+            await _stdin.WaitAsync();
+            _child.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // It died just now: the reader has the reason.
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await _reader.WaitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _ledger.Unexpected("server", "did not stop within 15 s of its stdin closing");
+            return;
+        }
+
+        if (_exit is { } exit && !exit.Contains(" exited with 0 ", StringComparison.Ordinal))
+        {
+            _ledger.Unexpected("server", "failed to stop", exit);
         }
     }
 }
