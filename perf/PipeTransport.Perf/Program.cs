@@ -5,13 +5,15 @@ using PipeTransport.Perf.Children;
 using PipeTransport.Perf.Harness;
 using PipeTransport.Perf.Kestrel;
 using PipeTransport.Perf.Scenarios;
+using PipeTransport.Perf.Soak;
 
 namespace PipeTransport.Perf;
 
 /// <summary>
 /// The side-by-side perf harness. Without a child mode it runs the selected scenarios and prints
 /// markdown tables on stdout (progress on stderr); the child modes (<c>writer</c>, <c>reader</c>,
-/// <c>tcp-writer</c>, <c>unix-reader</c>, <c>idle-server</c>, <c>idle-clients</c>) are the separate processes the scenarios start.
+/// <c>tcp-writer</c>, <c>unix-reader</c>, <c>idle-server</c>, <c>idle-clients</c>, <c>kestrel-server</c>, <c>soak-server</c>,
+/// <c>soak-client</c>) are the separate processes the scenarios and the <c>soak</c> command start.
 /// </summary>
 internal static class Program
 {
@@ -36,6 +38,10 @@ internal static class Program
                     return await IdleClients.RunAsync(int.Parse(args[1], inv), int.Parse(args[2], inv));
                 case "kestrel-server" when args.Length == 2:
                     return await KestrelServer.RunAsync(args[1]);
+                case "soak-server" when args.Length == 4:
+                    return await SoakServer.RunAsync(args[1], args[2], args[3]);
+                case "soak-client" when args.Length == 2:
+                    return await SoakClient.RunAsync(int.Parse(args[1], inv));
             }
         }
 
@@ -71,6 +77,7 @@ internal static class Program
         };
         command.Options.Add(wrkDuration);
         command.Options.Add(wrkWarmup);
+        command.Subcommands.Add(BuildSoakCommand());
         command.SetAction(async (parse, ct) =>
         {
             var settings = new PerfSettings(
@@ -93,6 +100,31 @@ internal static class Program
             return await RunAsync(ScenarioCatalog.Select(names), settings, args);
         });
         return command;
+    }
+
+    private static Command BuildSoakCommand()
+    {
+        var minutes = new Option<double>("--minutes") { Description = "How long the cycles run", DefaultValueFactory = _ => 30 };
+        var output = new Option<string>("--out") { Description = "Directory for soak.csv, soak-checkpoints.csv, soak.png and soak-summary.md", DefaultValueFactory = _ => "perf/results" };
+        var fdLimit = new Option<int>("--fd-limit") { Description = "RLIMIT_NOFILE of the server process (prlimit --nofile=N:N)", DefaultValueFactory = _ => 512 };
+        var fifoRate = new Option<int>("--fifo-rate") { Description = "MiB/s streamed through the server's FIFO bridge", DefaultValueFactory = _ => 32 };
+        var transport = new Option<string>("--transport") { Description = "Kestrel's transport: pipe (UsePipeTransport()) or sockets (its default, for comparison)", DefaultValueFactory = _ => KestrelTransports.Pipe };
+        transport.AcceptOnlyFromAmong(KestrelTransports.Pipe, KestrelTransports.Sockets);
+        var soak = new Command("soak", "Soak: Kestrel with UsePipeTransport() and a FIFO bridge in one server process under steady and churning "
+            + "wrk loads, a chaos mix of aborts and killed clients, and periodic fd-limit periods; samples its RSS, fds, threads and "
+            + "managed heap every second, writes a CSV and a plot, exits 1 if a series drifts more than 10% or an unexpected error occurs.")
+        {
+            minutes, output, fdLimit, fifoRate, transport,
+        };
+        soak.SetAction(async (parse, ct) => await SoakRun.RunAsync(new SoakSettings(
+            TimeSpan.FromMinutes(parse.GetValue(minutes)),
+            parse.GetValue(output)!,
+            parse.GetValue(fdLimit),
+            SteadyConnections: 32,
+            ChurnConnections: 16,
+            FifoBytesPerSecond: Math.Max(1, parse.GetValue(fifoRate)) * (double)(1 << 20),
+            Transport: parse.GetValue(transport)!)));
+        return soak;
     }
 
     private static async Task<int> RunAsync(IReadOnlyList<IScenario> scenarios, PerfSettings settings, string[] args)

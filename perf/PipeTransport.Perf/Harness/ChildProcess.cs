@@ -52,6 +52,9 @@ internal sealed class ChildProcess : IAsyncDisposable
     /// <summary>Standard input of the child (only when started with <c>redirectStdin</c>).</summary>
     public StreamWriter StandardInput => _process.StandardInput;
 
+    /// <summary>The child's process id.</summary>
+    public int Id => _process.Id;
+
     /// <summary>Starts an external program.</summary>
     public static ChildProcess Start(string fileName, params string[] arguments) => new(fileName, arguments, false);
 
@@ -90,17 +93,29 @@ internal sealed class ChildProcess : IAsyncDisposable
     public static ChildProcess StartSelf(bool redirectStdin, params string[] arguments) => StartSelf(redirectStdin, null, arguments);
 
     /// <summary>Starts this harness again in a child mode, with extra environment variables.</summary>
-    public static ChildProcess StartSelf(bool redirectStdin, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    public static ChildProcess StartSelf(bool redirectStdin, IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
+        StartSelfUnder([], redirectStdin, environment, arguments);
+
+    /// <summary>
+    /// Starts this harness again in a child mode through a wrapper that execs it, e.g.
+    /// <c>prlimit --nofile=N:N --</c>: the child keeps the wrapper's process id.
+    /// </summary>
+    public static ChildProcess StartSelfUnder(IReadOnlyList<string> wrapper, bool redirectStdin, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         string host = Environment.ProcessPath ?? throw new InvalidOperationException("no process path");
-        var args = new List<string>();
+        var args = new List<string>(wrapper.Skip(1));
+        if (wrapper.Count > 0)
+        {
+            args.Add(host);
+        }
+
         if (Path.GetFileNameWithoutExtension(host) == "dotnet")
         {
             args.Add(typeof(ChildProcess).Assembly.Location);
         }
 
         args.AddRange(arguments);
-        return new ChildProcess(host, args, redirectStdin, environment);
+        return new ChildProcess(wrapper.Count > 0 ? wrapper[0] : host, args, redirectStdin, environment);
     }
 
     /// <summary>Reads stdout lines until one starts with <paramref name="prefix"/> and returns the words after it.</summary>
