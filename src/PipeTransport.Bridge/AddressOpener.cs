@@ -116,8 +116,8 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                         _ => FdConnection.FromFds(new SafeFileHandle(0, ownsHandle: true), new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
                     };
                 case FdAddress fd:
-                    if (Mono.Unix.Native.Syscall.fcntl(fd.Fd, Mono.Unix.Native.FcntlCommand.F_GETFD) < 0)
-                        throw new PipeTransportException(Mono.Unix.Native.Stdlib.GetLastError(), "fcntl", fd.Text);
+                    if (PipeTransport.Interop.Sys.CheckOpen(fd.Fd) is var r and < 0)
+                        throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case FileAddress file:
                     return FdConnection.FromFd(OpenFile(file.Path, role), ConnectionOptions);

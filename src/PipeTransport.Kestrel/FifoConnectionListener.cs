@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
-using Mono.Unix;
 
 namespace PipeTransport.Kestrel;
 
@@ -48,10 +47,9 @@ internal sealed class FifoConnectionListener : IConnectionListener
     {
         if (File.Exists(path) || Directory.Exists(path))
         {
-            var type = UnixFileSystemInfo.GetFileSystemEntry(path).FileType;
-            if (type != FileTypes.Fifo)
+            if (!Fifo.Exists(path))
             {
-                throw new IOException($"Cannot serve HTTP over FIFO '{path}': it exists and is a {type}, not a FIFO.");
+                throw new IOException($"Cannot serve HTTP over FIFO '{path}': it exists and is not a FIFO.");
             }
             return;
         }
