@@ -49,7 +49,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     }
 
     /// <summary>Binds a listen address and reports it with -v ("listening on ...").</summary>
-    public FdListener Listen(Address address)
+    public FdListener Listen(Address address, int fdHeadroom = FdListenerOptions.DefaultFdHeadroom)
     {
         try
         {
@@ -60,7 +60,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 _ => throw new InvalidOperationException($"{address} is not a listen address"),
             };
             // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
-            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions });
+            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions, FdHeadroom = fdHeadroom });
             if (options.Verbose || options.Stats)
                 log.WriteLine($"{Program.Name}: listening on {Describe(address, listener.LocalEndPoint)}");
             return listener;

@@ -81,6 +81,7 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     private FdListenerOptions CreateListenerOptions(FdConnectionOptions connectionOptions) => new()
     {
         Backlog = _options.Backlog,
+        FdHeadroom = _options.FdHeadroom,
         UnixSocketMode = _options.UnixSocketFileMode,
         ConnectionOptions = connectionOptions,
         ReactorGroup = connectionOptions.ReactorGroup,
