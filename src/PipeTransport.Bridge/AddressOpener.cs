@@ -49,7 +49,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     }
 
     /// <summary>Binds a listen address and reports it with -v ("listening on ...").</summary>
-    public FdListener Listen(Address address)
+    public FdListener Listen(Address address, int fdHeadroom = FdListenerOptions.DefaultFdHeadroom)
     {
         try
         {
@@ -60,7 +60,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 _ => throw new InvalidOperationException($"{address} is not a listen address"),
             };
             // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
-            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions });
+            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions, FdHeadroom = fdHeadroom });
             if (options.Verbose || options.Stats)
                 log.WriteLine($"{Program.Name}: listening on {Describe(address, listener.LocalEndPoint)}");
             return listener;
@@ -116,8 +116,8 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                         _ => FdConnection.FromFds(new SafeFileHandle(0, ownsHandle: true), new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
                     };
                 case FdAddress fd:
-                    if (Mono.Unix.Native.Syscall.fcntl(fd.Fd, Mono.Unix.Native.FcntlCommand.F_GETFD) < 0)
-                        throw new PipeTransportException(Mono.Unix.Native.Stdlib.GetLastError(), "fcntl", fd.Text);
+                    if (PipeTransport.Interop.Sys.CheckOpen(fd.Fd) is var r and < 0)
+                        throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case FileAddress file:
                     return FdConnection.FromFd(OpenFile(file.Path, role), ConnectionOptions);

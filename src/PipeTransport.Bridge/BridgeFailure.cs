@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 
 namespace PipeTransport.Bridge;
 
@@ -25,13 +24,7 @@ internal sealed class BridgeFailure(Address address, string detail, Exception? i
     };
 
     /// <summary>"ECONNREFUSED (Connection refused)".</summary>
-    public static string Describe(int errno)
-    {
-        string name = Enum.IsDefined(typeof(Mono.Unix.Native.Errno), errno) && errno != 0
-            ? ((Mono.Unix.Native.Errno)errno).ToString()
-            : "errno " + errno;
-        return $"{name} ({Marshal.GetPInvokeErrorMessage(errno)})";
-    }
+    public static string Describe(int errno) => PipeTransport.Interop.ErrnoText.Describe(errno);
 
     private static string Describe(SocketError error, SocketException e) =>
         e.NativeErrorCode > 0 && e.NativeErrorCode < 4096 ? Describe(e.NativeErrorCode) : $"{error} ({e.Message})";

@@ -6,6 +6,18 @@ namespace PipeTransport.Bridge;
 /// <summary>Runs a parsed command line: opens the addresses, bridges them, maps the outcome to an exit code.</summary>
 internal static class BridgeRunner
 {
+    /// <summary>--fork sets up at most this many connections at once (opens ADDRESS2, starts the engines).</summary>
+    private const int MaxSettingUp = 16;
+
+    /// <summary>The fds a connection needs besides the accepted one: ADDRESS2 (two for a split address) and two splice pipes.</summary>
+    private const int FdsPerConnection = 6;
+
+    /// <summary>
+    /// The listener keeps room for the runtime and for the connections being set up: it checks the
+    /// fds when it accepts, and those connections open theirs just after.
+    /// </summary>
+    internal const int ForkFdHeadroom = FdListenerOptions.DefaultFdHeadroom + MaxSettingUp * FdsPerConnection;
+
     public static int Run(BridgeOptions options) => RunAsync(options, StandardError.Writer).GetAwaiter().GetResult();
 
     private static async Task<int> RunAsync(BridgeOptions options, TextWriter log)
@@ -102,12 +114,14 @@ internal static class BridgeRunner
         Role secondRole = options.Unidirectional ? Role.Write : Role.Both;
         var sessions = new ConcurrentDictionary<Task, bool>();
         var active = new ConcurrentDictionary<FdConnection, bool>();
-        await using (FdListener listener = opener.Listen(options.First))
+        using var settingUp = new SemaphoreSlim(MaxSettingUp);
+        await using (FdListener listener = opener.Listen(options.First, ForkFdHeadroom))
         {
             try
             {
                 while (true)
                 {
+                    await settingUp.WaitAsync(cancellationToken).ConfigureAwait(false);
                     FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
                     if (accepted is null) break;
                     active[accepted] = true;
@@ -126,12 +140,17 @@ internal static class BridgeRunner
         async Task ServeOneAsync(FdConnection accepted)
         {
             await Task.Yield();
+            bool setUp = false;
             try
             {
                 await using var first = new OpenedAddress(options.First, accepted, options.First,
                     options.Unidirectional ? null : accepted);
                 await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
-                await BridgeSession.RunAsync(first, second, options, stats, cancellationToken).ConfigureAwait(false);
+                // The engines make their fds (splice pipes) before their first wait.
+                Task session = BridgeSession.RunAsync(first, second, options, stats, cancellationToken);
+                settingUp.Release();
+                setUp = true;
+                await session.ConfigureAwait(false);
             }
             catch (BridgeFailure failure)
             {
@@ -147,6 +166,8 @@ internal static class BridgeRunner
             }
             finally
             {
+                if (!setUp)
+                    settingUp.Release();
                 active.TryRemove(accepted, out _);
             }
         }

@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
-using Mono.Unix;
 
 namespace PipeTransport.Kestrel;
 
@@ -51,10 +50,9 @@ internal sealed class FifoConnectionListener : IConnectionListener
     {
         if (File.Exists(path) || Directory.Exists(path))
         {
-            var type = UnixFileSystemInfo.GetFileSystemEntry(path).FileType;
-            if (type != FileTypes.Fifo)
+            if (!Fifo.Exists(path))
             {
-                throw new IOException($"Cannot serve HTTP over FIFO '{path}': it exists and is a {type}, not a FIFO.");
+                throw new IOException($"Cannot serve HTTP over FIFO '{path}': it exists and is not a FIFO.");
             }
             return;
         }

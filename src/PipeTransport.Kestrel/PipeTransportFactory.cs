@@ -87,9 +87,11 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     private FdListenerOptions CreateListenerOptions(FdConnectionOptions connectionOptions) => new()
     {
         Backlog = _options.Backlog,
+        FdHeadroom = _options.FdHeadroom,
         UnixSocketMode = _options.UnixSocketFileMode,
         ConnectionOptions = connectionOptions,
         ReactorGroup = connectionOptions.ReactorGroup,
+        Events = e => PipeTransportLog.ListenerEvent(_logger, e),
     };
 
     private static FdConnectionOptions WithReactorGroup(FdConnectionOptions options, ReactorGroup group)

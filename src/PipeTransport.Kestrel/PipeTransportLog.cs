@@ -63,15 +63,28 @@ internal static partial class PipeTransportLog
     }
 
     /// <summary>
-    /// An accept failed and the listener goes on: Warning when the process or the system ran out of a
-    /// resource (fds, buffers, memory), Debug when one client's connection failed before it was taken.
+    /// What a listener reports at the fd limit: an accept that failed (Warning when the process or the
+    /// system ran out of a resource, Debug when one client's connection failed before it was taken),
+    /// and when accepting held back and resumed.
     /// </summary>
-    public static void AcceptFailed(ILogger logger, string endPoint, PipeTransportException error)
+    public static void ListenerEvent(ILogger logger, FdListenerEvent e)
     {
-        var level = error.Errno is Errno.EMFILE or Errno.ENFILE or Errno.ENOBUFS or Errno.ENOMEM ? LogLevel.Warning : LogLevel.Debug;
-        if (logger.IsEnabled(level))
+        switch (e.Kind)
         {
-            AcceptFailedCore(logger, level, endPoint, error.Errno, error);
+            case FdListenerEventKind.AcceptError:
+                var level = e.Errno is Errno.EMFILE or Errno.ENFILE or Errno.ENOBUFS or Errno.ENOMEM ? LogLevel.Warning : LogLevel.Debug;
+                if (logger.IsEnabled(level))
+                {
+                    AcceptFailedCore(logger, level, e.Listener, e.Errno);
+                }
+                break;
+            case FdListenerEventKind.FdLimitEntered:
+                // Errno 0: accept4 did not fail, the listener keeps FdHeadroom fds free.
+                FdLimitEnteredCore(logger, e.Listener, e.Errno == 0 ? "too few free" : e.Errno.ToString());
+                break;
+            case FdListenerEventKind.FdLimitLeft:
+                FdLimitLeftCore(logger, e.Listener, e.Duration);
+                break;
         }
     }
 
@@ -94,13 +107,11 @@ internal static partial class PipeTransportLog
     private static partial void ConnectionResetCore(ILogger logger, string connectionId);
 
     [LoggerMessage(EventId = 20, Message = @"Accepting a connection on {EndPoint} failed with {Errno}; the listener keeps accepting.", EventName = "AcceptFailed", SkipEnabledCheck = true)]
-    private static partial void AcceptFailedCore(ILogger logger, LogLevel level, string endPoint, Errno errno, Exception ex);
+    private static partial void AcceptFailedCore(ILogger logger, LogLevel level, string endPoint, Errno errno);
 
-    /// <summary>A listener holds back accepting: the process or the system is out of fds.</summary>
-    [LoggerMessage(21, LogLevel.Warning, @"Out of file descriptors ({Errno}): accepting on {EndPoint} backs off until connections close.", EventName = "FdLimitEntered")]
-    public static partial void FdLimitEntered(ILogger logger, string endPoint, Errno errno);
+    [LoggerMessage(21, LogLevel.Warning, @"Out of file descriptors ({Cause}): accepting on {EndPoint} holds back until connections close.", EventName = "FdLimitEntered")]
+    private static partial void FdLimitEnteredCore(ILogger logger, string endPoint, string cause);
 
-    /// <summary>The listener accepts again after <paramref name="duration"/> at the fd limit.</summary>
     [LoggerMessage(22, LogLevel.Information, @"Accepting on {EndPoint} resumed after {Duration} at the file descriptor limit.", EventName = "FdLimitLeft")]
-    public static partial void FdLimitLeft(ILogger logger, string endPoint, TimeSpan duration);
+    private static partial void FdLimitLeftCore(ILogger logger, string endPoint, TimeSpan duration);
 }

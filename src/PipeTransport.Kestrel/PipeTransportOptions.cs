@@ -43,6 +43,14 @@ public sealed class PipeTransportOptions
     public int Backlog { get; set; } = 512;
 
     /// <summary>
+    /// Accepting pauses while it would leave fewer than this many fds free under <c>RLIMIT_NOFILE</c>,
+    /// so the runtime can still start threads and your handlers can still open files and connections;
+    /// clients wait in the backlog meanwhile (see <see cref="FdListenerOptions.FdHeadroom"/>).
+    /// Default <see cref="FdListenerOptions.DefaultFdHeadroom"/>; 0 accepts until the fd table is full.
+    /// </summary>
+    public int FdHeadroom { get; set; } = FdListenerOptions.DefaultFdHeadroom;
+
+    /// <summary>
     /// Permissions of the Unix socket files and FIFOs this transport creates, applied before any peer
     /// can connect. Default 0600 (owner read and write).
     /// </summary>

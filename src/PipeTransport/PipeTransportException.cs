@@ -1,11 +1,12 @@
-using Mono.Unix;
 using Mono.Unix.Native;
+using PipeTransport.Interop;
 
 namespace PipeTransport;
 
 /// <summary>
 /// A system call on an fd, path or endpoint failed. Carries the <see cref="Errno"/>, the operation
-/// and what it was applied to; the message reads like <c>open '/tmp/x': ENOENT (No such file or directory)</c>.
+/// and what it was applied to; the message reads like <c>open /tmp/x: ENOENT (No such file or directory)</c>.
+/// Building one loads nothing and opens nothing, so it can be thrown at the fd limit.
 /// </summary>
 public class PipeTransportException : IOException
 {
@@ -46,7 +47,8 @@ public class PipeTransportException : IOException
     /// <summary>The path, fd or endpoint the operation was applied to.</summary>
     public string? Target { get; }
 
-    internal static Errno ToErrno(int errno) => NativeConvert.ToErrno(errno);
+    /// <summary>Mono.Posix's <see cref="Errno"/> values are the Linux numbers.</summary>
+    internal static Errno ToErrno(int errno) => (Errno)errno;
 
     /// <summary>Builds the exception for a negated-errno result of the interop layer.</summary>
     internal static PipeTransportException FromResult(long negatedErrno, string operation, string? target)
@@ -60,6 +62,6 @@ public class PipeTransportException : IOException
     private static string Format(Errno errno, string operation, string? target, string? detail)
     {
         string what = target is null ? operation : $"{operation} {target}";
-        return $"{what}: {errno} ({detail ?? UnixMarshal.GetErrorDescription(errno)})";
+        return $"{what}: {ErrnoText.Name((int)errno)} ({detail ?? ErrnoText.Message((int)errno)})";
     }
 }

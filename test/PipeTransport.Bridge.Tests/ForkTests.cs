@@ -46,7 +46,7 @@ public sealed class ForkTests(string engine)
         await echoing;
     }
 
-    private static async Task EchoServerAsync(Socket listener, CancellationToken cancellationToken)
+    internal static async Task EchoServerAsync(Socket listener, CancellationToken cancellationToken)
     {
         var connections = new List<Task>();
         try

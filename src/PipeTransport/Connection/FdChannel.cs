@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Mono.Unix.Native;
 using PipeTransport.Interop;
 using PipeTransport.Reactor;
 
@@ -208,18 +207,18 @@ internal sealed class FdChannel : Registration
 
     private static FdKind KindOf(int fd)
     {
-        if (Syscall.fstat(fd, out Stat stat) != 0)
+        if (Sys.Stat(fd, out uint type, out _) != 0)
         {
             return FdKind.Other;
         }
 
-        return (stat.st_mode & FilePermissions.S_IFMT) switch
+        return type switch
         {
-            FilePermissions.S_IFIFO => FdKind.Pipe,
-            FilePermissions.S_IFSOCK => FdKind.Socket,
-            FilePermissions.S_IFCHR => FdKind.CharacterDevice,
-            FilePermissions.S_IFREG => FdKind.RegularFile,
-            FilePermissions.S_IFDIR => FdKind.Directory,
+            Libc.S_IFIFO => FdKind.Pipe,
+            Libc.S_IFSOCK => FdKind.Socket,
+            Libc.S_IFCHR => FdKind.CharacterDevice,
+            Libc.S_IFREG => FdKind.RegularFile,
+            Libc.S_IFDIR => FdKind.Directory,
             _ => FdKind.Other,
         };
     }

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Net;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Mono.Unix.Native;
@@ -11,10 +13,24 @@ namespace PipeTransport;
 
 /// <summary>
 /// A listening stream socket (TCP or Unix domain) on the reactor: <c>accept4(SOCK_NONBLOCK|SOCK_CLOEXEC)</c>
-/// when the socket is readable, taking every pending connection before waiting again.
+/// when the socket is readable, taking every pending connection before waiting again. At the fd
+/// limit it pauses and waits, with the clients in the backlog, until fds are free again.
 /// </summary>
 public sealed class FdListener : IAsyncDisposable
 {
+    /// <summary>Marks an accept not tried because too few fds are free (<see cref="FdListenerOptions.FdHeadroom"/>).</summary>
+    private const int NoHeadroom = int.MinValue;
+
+    /// <summary>The first wait before trying again at the fd limit; it doubles up to <see cref="MaxRetryDelay"/>.</summary>
+    private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// The longest wait at the fd limit: an fd that someone else frees is seen within it. An fd this
+    /// library closes ends the wait at once. Each wait costs a timer, a thread-pool wake-up and at
+    /// most one count of the open fds, so waiting stays far below 1% of a core.
+    /// </summary>
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly FdChannel[] _sockets;
     private readonly FdConnectionOptions _connectionOptions;
     private readonly ReactorGroup _reactors;
@@ -23,8 +39,18 @@ public sealed class FdListener : IAsyncDisposable
     private readonly ulong _unixInode;
     private readonly Channel<FdConnection>? _accepted;
     private readonly Task[]? _acceptLoops;
-    private readonly CancellationTokenSource? _stopLoops;
+    private readonly CancellationTokenSource _disposing = new();
+    private readonly int _headroom;
+    private readonly Action<FdListenerEvent>? _events;
+    private int _pausedLoops;
+    private long _pausedSince;
     private int _disposed;
+
+    /// <summary>
+    /// The first timer starts the runtime's timer thread, and a thread started at the fd limit aborts
+    /// the process: start it with the first listener, while fds are free, for the waits at the limit.
+    /// </summary>
+    static FdListener() => _ = Task.Delay(1);
 
     private FdListener(FdChannel[] sockets, EndPoint localEndPoint, FdListenerOptions options, string name, string? unixPath, ulong unixInode)
     {
@@ -36,12 +62,13 @@ public sealed class FdListener : IAsyncDisposable
         _name = name;
         _unixPath = unixPath;
         _unixInode = unixInode;
+        _headroom = options.FdHeadroom;
+        _events = options.Events;
         if (sockets.Length > 1)
         {
             // SO_REUSEPORT: the kernel spreads connections over the sockets; one accept loop each.
             _accepted = Channel.CreateUnbounded<FdConnection>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
-            _stopLoops = new CancellationTokenSource();
-            _acceptLoops = Array.ConvertAll(sockets, s => AcceptLoopAsync(s, _stopLoops.Token));
+            _acceptLoops = Array.ConvertAll(sockets, s => AcceptLoopAsync(s, _disposing.Token));
         }
     }
 
@@ -61,6 +88,7 @@ public sealed class FdListener : IAsyncDisposable
     {
         options ??= new FdListenerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 1, nameof(options.Backlog));
+        ArgumentOutOfRangeException.ThrowIfNegative(options.FdHeadroom, nameof(options.FdHeadroom));
         byte[] address = SocketAddresses.ToNative(endPoint, out int family);
         string name = SocketAddresses.Describe(endPoint);
         ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
@@ -85,8 +113,7 @@ public sealed class FdListener : IAsyncDisposable
                     bound = SocketAddresses.TryName(sockets[0], peer: false) ?? endPoint;
                     if (unixPath is not null)
                     {
-                        Syscall.stat(unixPath, out Stat st);
-                        inode = st.st_ino;
+                        Sys.Stat(unixPath, followLinks: true, out _, out inode);
                     }
 
                     // With port 0 the others must join the port the kernel picked.
@@ -105,7 +132,7 @@ public sealed class FdListener : IAsyncDisposable
 
             if (unixPath is not null && inode != 0)
             {
-                Syscall.unlink(unixPath);
+                Sys.Unlink(unixPath);
             }
 
             throw;
@@ -122,6 +149,7 @@ public sealed class FdListener : IAsyncDisposable
     public static FdListener FromHandle(SafeHandle listeningSocket, FdListenerOptions? options = null)
     {
         options ??= new FdListenerOptions();
+        ArgumentOutOfRangeException.ThrowIfNegative(options.FdHeadroom, nameof(options.FdHeadroom));
         ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
         FdChannel channel = FdChannel.Adopt(listeningSocket, reactors.Next(), disposeHandle: true);
         try
@@ -145,10 +173,13 @@ public sealed class FdListener : IAsyncDisposable
 
     /// <summary>
     /// The next connection, or null once the listener is disposed (disposing wakes a pending call).
-    /// One call at a time.
+    /// One call at a time. At the fd limit (<c>EMFILE</c>, <c>ENFILE</c>, <c>ENOBUFS</c>, <c>ENOMEM</c>,
+    /// or fewer than <see cref="FdListenerOptions.FdHeadroom"/> fds free) the call waits until fds are
+    /// free again instead of failing; a client that gave up in the backlog is skipped.
     /// </summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The accepted connection, or null.</returns>
+    /// <exception cref="PipeTransportException"><c>accept4</c> failed for a reason that waiting does not cure.</exception>
     public async ValueTask<FdConnection?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         if (_accepted is null)
@@ -159,6 +190,11 @@ public sealed class FdListener : IAsyncDisposable
         try
         {
             return await _accepted.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException e) when (e.InnerException is { } error && Volatile.Read(ref _disposed) == 0)
+        {
+            ExceptionDispatchInfo.Throw(error);
+            throw;
         }
         catch (ChannelClosedException)
         {
@@ -175,7 +211,7 @@ public sealed class FdListener : IAsyncDisposable
             return;
         }
 
-        _stopLoops?.Cancel();
+        _disposing.Cancel();
         foreach (FdChannel socket in _sockets)
         {
             socket.Unregister(new ObjectDisposedException(nameof(FdListener)));
@@ -197,10 +233,12 @@ public sealed class FdListener : IAsyncDisposable
         }
 
         // Remove the file only if it is still the one we created (someone may have replaced it).
-        if (_unixPath is not null && Syscall.stat(_unixPath, out Stat st) == 0 && st.st_ino == _unixInode)
+        if (_unixPath is not null && Sys.Stat(_unixPath, followLinks: true, out _, out ulong inode) == 0 && inode == _unixInode)
         {
-            Syscall.unlink(_unixPath);
+            Sys.Unlink(_unixPath);
         }
+
+        _disposing.Dispose();
     }
 
     private async Task AcceptLoopAsync(FdChannel socket, CancellationToken stop)
@@ -226,22 +264,30 @@ public sealed class FdListener : IAsyncDisposable
 
     private async ValueTask<FdConnection?> AcceptOneAsync(FdChannel socket, CancellationToken cancellationToken)
     {
-        while (true)
+        TimeSpan retryDelay = TimeSpan.Zero; // not zero while this call is paused at the fd limit
+        try
         {
-            if (Volatile.Read(ref _disposed) != 0)
+            while (true)
             {
-                return null;
-            }
+                if (Volatile.Read(ref _disposed) != 0)
+                {
+                    return null;
+                }
 
-            int fd = socket.WithFd(0, static (_, listenFd) => Sys.Accept(listenFd));
-            if (fd >= 0)
-            {
-                return CreateConnection(fd);
-            }
+                int fd = HasHeadroom() ? socket.WithFd(0, static (_, listenFd) => Sys.Accept(listenFd)) : NoHeadroom;
+                if (retryDelay != TimeSpan.Zero && (fd >= 0 || fd == -Libc.EAGAIN))
+                {
+                    retryDelay = TimeSpan.Zero;
+                    OnResumed();
+                }
 
-            switch (-fd)
-            {
-                case Libc.EAGAIN:
+                if (fd >= 0)
+                {
+                    return CreateConnection(fd);
+                }
+
+                if (fd == -Libc.EAGAIN)
+                {
                     try
                     {
                         await socket.Registration!.Read.WaitAsync(true, cancellationToken).ConfigureAwait(false);
@@ -252,24 +298,127 @@ public sealed class FdListener : IAsyncDisposable
                     }
 
                     continue;
-                case Libc.ECONNABORTED:
-                case 71: // EPROTO
-                    TransportMetrics.AcceptError(-fd);
-                    continue; // the client gave up before we took it
-                default:
-                    if (Volatile.Read(ref _disposed) != 0)
+                }
+
+                if (fd != NoHeadroom)
+                {
+                    OnAcceptError(-fd);
+                    if (IsConnectionError(-fd))
+                    {
+                        continue; // the client gave up, or its network failed, before we took it
+                    }
+                }
+
+                if (fd == NoHeadroom || IsFdShortage(-fd))
+                {
+                    if (retryDelay == TimeSpan.Zero)
+                    {
+                        retryDelay = FirstRetryDelay;
+                        OnPaused(fd == NoHeadroom ? 0 : -fd);
+                    }
+                    else
+                    {
+                        retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
+                    }
+
+                    if (!await WaitToRetryAsync(retryDelay, cancellationToken).ConfigureAwait(false))
                     {
                         return null;
                     }
 
-                    TransportMetrics.AcceptError(-fd);
-                    throw PipeTransportException.FromResult(fd, "accept4", _name);
+                    continue;
+                }
+
+                if (Volatile.Read(ref _disposed) != 0)
+                {
+                    return null;
+                }
+
+                throw PipeTransportException.FromResult(fd, "accept4", _name);
             }
+        }
+        finally
+        {
+            if (retryDelay != TimeSpan.Zero)
+            {
+                OnResumed();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Errors of one pending connection that Linux reports from <c>accept4</c> (see accept(2)): the
+    /// connection is gone, the listener is fine.
+    /// </summary>
+    private static bool IsConnectionError(int errno) => errno is Libc.ECONNABORTED or Libc.EPROTO or Libc.EPERM
+        or Libc.ECONNRESET or Libc.ENETDOWN or Libc.ENOPROTOOPT or Libc.EHOSTDOWN or Libc.ENONET
+        or Libc.EHOSTUNREACH or Libc.EOPNOTSUPP or Libc.ENETUNREACH;
+
+    /// <summary>The process or the system is out of fds or socket memory: waiting cures it.</summary>
+    private static bool IsFdShortage(int errno) => errno is Libc.EMFILE or Libc.ENFILE or Libc.ENOBUFS or Libc.ENOMEM;
+
+    /// <summary>Whether one more connection leaves <see cref="FdListenerOptions.FdHeadroom"/> fds free (at most a quarter of the limit).</summary>
+    private bool HasHeadroom()
+    {
+        if (_headroom == 0)
+        {
+            return true;
+        }
+
+        long keep = Math.Min(_headroom, FdTable.Limit / 4);
+        return FdTable.Free(keep) > keep;
+    }
+
+    /// <summary>Waits <paramref name="delay"/>, or less when this library closes an fd; false once the listener is disposed.</summary>
+    private async ValueTask<bool> WaitToRetryAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token))
+        {
+            await Task.WhenAny(Task.Delay(delay, wait.Token), FdTable.NextCloseAsync()).ConfigureAwait(false);
+            wait.Cancel(); // stops the timer
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return Volatile.Read(ref _disposed) == 0;
+    }
+
+    // accept4 failed with an errno other than EAGAIN.
+    private void OnAcceptError(int errno)
+    {
+        TransportMetrics.AcceptError(errno);
+        _events?.Invoke(new FdListenerEvent(FdListenerEventKind.AcceptError, _name, (Errno)errno, TimeSpan.Zero));
+    }
+
+    // Accepting paused at the fd limit (the first of this listener's accept loops to pause).
+    private void OnPaused(int errno)
+    {
+        if (Interlocked.Increment(ref _pausedLoops) == 1)
+        {
+            Volatile.Write(ref _pausedSince, Stopwatch.GetTimestamp());
+            TransportMetrics.FdLimitEntered();
+            _events?.Invoke(new FdListenerEvent(FdListenerEventKind.FdLimitEntered, _name, (Errno)errno, TimeSpan.Zero));
+        }
+    }
+
+    // Accepting resumed (the last of this listener's paused accept loops), or the paused call ended.
+    private void OnResumed()
+    {
+        if (Interlocked.Decrement(ref _pausedLoops) == 0)
+        {
+            TimeSpan pausedFor = Stopwatch.GetElapsedTime(Volatile.Read(ref _pausedSince));
+            TransportMetrics.FdLimitLeft();
+            _events?.Invoke(new FdListenerEvent(FdListenerEventKind.FdLimitLeft, _name, 0, pausedFor));
         }
     }
 
     private FdConnection CreateConnection(int fd)
     {
+        // Linux gives the lowest free number, so every fd below this one is open: fds are short, count again.
+        if (_headroom != 0 && fd >= FdTable.Limit - _headroom)
+        {
+            FdTable.Invalidate();
+        }
+
         var handle = new SafeFdHandle(fd);
         FdChannel channel = FdChannel.AdoptNew(handle, FdKind.Socket, _reactors.Next());
         if (_unixPath is null && _connectionOptions.NoDelay && LocalEndPoint is IPEndPoint)
@@ -277,7 +426,7 @@ public sealed class FdListener : IAsyncDisposable
             Sys.SetSockOptInt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, 1);
         }
 
-        return new FdConnection(channel, channel, _connectionOptions, transport: LocalEndPoint is IPEndPoint ? ConnectionTransport.Tcp : ConnectionTransport.Unix);
+        return new FdConnection(channel, channel, _connectionOptions);
     }
 
     private static SafeFdHandle BindOne(int family, byte[] address, string name, FdListenerOptions options, EndPoint endPoint, string? unixPath)
@@ -316,11 +465,10 @@ public sealed class FdListener : IAsyncDisposable
             }
 
             // Nobody can connect before listen(): set the mode in between.
-            if (unixPath is not null && Syscall.chmod(unixPath, (FilePermissions)(uint)options.UnixSocketMode) != 0)
+            if (unixPath is not null && (r = Sys.Chmod(unixPath, options.UnixSocketMode)) < 0)
             {
-                Errno errno = Stdlib.GetLastError();
-                Syscall.unlink(unixPath);
-                throw new PipeTransportException(errno, "chmod", unixPath);
+                Sys.Unlink(unixPath);
+                throw PipeTransportException.FromResult(r, "chmod", unixPath);
             }
 
             r = Sys.Listen(fd, options.Backlog);
@@ -328,7 +476,7 @@ public sealed class FdListener : IAsyncDisposable
             {
                 if (unixPath is not null)
                 {
-                    Syscall.unlink(unixPath);
+                    Sys.Unlink(unixPath);
                 }
 
                 throw PipeTransportException.FromResult(r, "listen", name);
@@ -346,7 +494,7 @@ public sealed class FdListener : IAsyncDisposable
     /// <summary>A socket file nobody listens on (a crashed server's) is removed; a live one is EADDRINUSE.</summary>
     private static void RemoveStaleSocket(string path, byte[] address, string name)
     {
-        if (Syscall.lstat(path, out Stat st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFSOCK)
+        if (Sys.Stat(path, followLinks: false, out uint type, out _) != 0 || type != Libc.S_IFSOCK)
         {
             return; // missing, or not a socket: bind reports what is wrong
         }
@@ -361,7 +509,7 @@ public sealed class FdListener : IAsyncDisposable
         int r = Sys.Connect(fd, address);
         if (r == -Libc.ECONNREFUSED)
         {
-            Syscall.unlink(path);
+            Sys.Unlink(path);
         }
         else if (r == 0 || r == -Libc.EAGAIN || r == -Libc.EINPROGRESS)
         {

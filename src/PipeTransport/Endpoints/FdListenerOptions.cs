@@ -18,9 +18,27 @@ public sealed class FdListenerOptions
     /// <summary>Permissions of a Unix socket file, set before the socket accepts anyone. Default 0600.</summary>
     public UnixFileMode UnixSocketMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    /// <summary>The default of <see cref="FdHeadroom"/>: room for the runtime's threads and the application's files and connections.</summary>
+    public const int DefaultFdHeadroom = 64;
+
+    /// <summary>
+    /// Accepting pauses while it would leave fewer than this many fds free under <c>RLIMIT_NOFILE</c>
+    /// (at most a quarter of the limit is kept), so the runtime can still start threads (the .NET
+    /// runtime aborts when it cannot) and the application can still open files and connections.
+    /// Clients wait in the backlog meanwhile, and are accepted once fds are free again. 0 accepts until
+    /// <c>accept4</c> reports <c>EMFILE</c>. Default <see cref="DefaultFdHeadroom"/>.
+    /// </summary>
+    public int FdHeadroom { get; set; } = DefaultFdHeadroom;
+
     /// <summary>Options of accepted connections.</summary>
     public FdConnectionOptions? ConnectionOptions { get; set; }
 
     /// <summary>The reactors for the listener and its connections (default: the connection options' group, else <see cref="ReactorGroup.Default"/>).</summary>
     public ReactorGroup? ReactorGroup { get; set; }
+
+    /// <summary>
+    /// Told when <c>accept4</c> fails and when accepting pauses at the fd limit and resumes (for metrics
+    /// and logs). Called on the accepting thread; must not throw.
+    /// </summary>
+    internal Action<FdListenerEvent>? Events { get; set; }
 }

@@ -1,4 +1,4 @@
-using Mono.Unix.Native;
+using PipeTransport.Interop;
 
 namespace PipeTransport;
 
@@ -14,18 +14,18 @@ public static class Fifo
     public static void Create(string path, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var permissions = (FilePermissions)(uint)mode;
-        if (Syscall.mkfifo(path, permissions) != 0)
+        int r = Sys.MakeFifo(path, mode);
+        if (r < 0)
         {
-            throw new PipeTransportException(Stdlib.GetLastError(), "mkfifo", path);
+            throw PipeTransportException.FromResult(r, "mkfifo", path);
         }
 
         // mkfifo applies the umask; the caller asked for an exact mode.
-        if (Syscall.chmod(path, permissions) != 0)
+        r = Sys.Chmod(path, mode);
+        if (r < 0)
         {
-            Errno errno = Stdlib.GetLastError();
-            Syscall.unlink(path);
-            throw new PipeTransportException(errno, "chmod", path);
+            Sys.Unlink(path);
+            throw PipeTransportException.FromResult(r, "chmod", path);
         }
     }
 
@@ -53,5 +53,5 @@ public static class Fifo
     /// <param name="path">The path.</param>
     /// <returns>True for a FIFO.</returns>
     public static bool Exists(string path) =>
-        Syscall.stat(path, out Stat stat) == 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFIFO;
+        Sys.Stat(path, followLinks: true, out uint type, out _) == 0 && type == Libc.S_IFIFO;
 }

@@ -206,20 +206,20 @@ internal static class FifoOpener
     /// <summary>Fails at once, naming the path and errno, for a missing path, a directory or a file that is not a FIFO.</summary>
     internal static void CheckIsFifo(string path)
     {
-        if (Syscall.stat(path, out Stat stat) != 0)
+        int r = Sys.Stat(path, followLinks: true, out uint type, out _);
+        if (r < 0)
         {
-            throw new PipeTransportException(Stdlib.GetLastError(), "open", path);
+            throw PipeTransportException.FromResult(r, "open", path);
         }
 
-        FilePermissions type = stat.st_mode & FilePermissions.S_IFMT;
-        if (type == FilePermissions.S_IFDIR)
+        if (type == Libc.S_IFDIR)
         {
             throw new PipeTransportException(Errno.EISDIR, "open", path, "is a directory, not a FIFO");
         }
 
-        if (type != FilePermissions.S_IFIFO)
+        if (type != Libc.S_IFIFO)
         {
-            string what = type == FilePermissions.S_IFREG ? "a regular file" : type == FilePermissions.S_IFSOCK ? "a socket" : "not a FIFO";
+            string what = type == Libc.S_IFREG ? "a regular file" : type == Libc.S_IFSOCK ? "a socket" : "not a FIFO";
             throw new PipeTransportException(Errno.EINVAL, "open", path, $"is {what}, not a FIFO (create one with Fifo.Create or mkfifo)");
         }
     }

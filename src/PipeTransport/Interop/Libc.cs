@@ -36,6 +36,16 @@ internal static unsafe partial class Libc
     public const int ENAMETOOLONG = 36;
     public const int EMFILE = 24;
     public const int ENFILE = 23;
+    public const int ENOMEM = 12;
+    public const int ENOBUFS = 105;
+    public const int EPROTO = 71;
+    public const int ENONET = 64;
+    public const int ENOPROTOOPT = 92;
+    public const int EOPNOTSUPP = 95;
+    public const int ENETDOWN = 100;
+    public const int ENETUNREACH = 101;
+    public const int EHOSTDOWN = 112;
+    public const int EHOSTUNREACH = 113;
 
     // open(2) flags
     public const int O_RDONLY = 0;
@@ -51,6 +61,27 @@ internal static unsafe partial class Libc
     public const int F_SETFL = 4;
     public const int F_SETPIPE_SZ = 1031;
     public const int F_GETPIPE_SZ = 1032;
+
+    // stat(2) file types (st_mode & S_IFMT)
+    public const uint S_IFMT = 0xF000;
+    public const uint S_IFIFO = 0x1000;
+    public const uint S_IFCHR = 0x2000;
+    public const uint S_IFDIR = 0x4000;
+    public const uint S_IFREG = 0x8000;
+    public const uint S_IFSOCK = 0xC000;
+
+    // statx(2): one layout on every architecture, unlike struct stat.
+    public const int AT_FDCWD = -100;
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const int AT_EMPTY_PATH = 0x1000;
+    public const uint STATX_TYPE = 0x1;
+    public const uint STATX_INO = 0x100;
+    public const int StatxSize = 256;
+    public const int StatxModeOffset = 28;
+    public const int StatxInoOffset = 32;
+
+    // getrlimit(2)
+    public const int RLIMIT_NOFILE = 7;
 
     // ioctl(2)
     public const ulong FIONREAD = 0x541B;
@@ -179,6 +210,24 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getpeername", SetLastError = true)]
     public static partial int GetPeerName(int fd, byte* addr, int* addrLen);
+
+    [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Statx(int dirFd, string path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport(Lib, EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mkfifo(string path, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chmod(string path, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Unlink(string path);
+
+    [LibraryImport(Lib, EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int GetRLimit(int resource, ulong* limits);
+
+    [LibraryImport(Lib, EntryPoint = "getdents64", SetLastError = true)]
+    public static partial nint GetDents64(int fd, byte* buffer, nuint count);
 
     [LibraryImport(Lib, EntryPoint = "sched_yield")]
     public static partial int SchedYield();

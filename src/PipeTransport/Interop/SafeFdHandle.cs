@@ -14,6 +14,10 @@ public sealed class SafeFdHandle : SafeHandle
         : base(new IntPtr(-1), ownsHandle)
     {
         SetHandle(new IntPtr(fd));
+        if (ownsHandle && fd >= 0)
+        {
+            Endpoints.FdTable.Opened();
+        }
     }
 
     /// <inheritdoc />
@@ -27,6 +31,8 @@ public sealed class SafeFdHandle : SafeHandle
     {
         // close(2) is never retried: on Linux the fd is released even when close reports EINTR,
         // and closing again could close a number another thread has just been given.
-        return Interop.Libc.Close((int)handle.ToInt64()) == 0;
+        bool closed = Interop.Libc.Close((int)handle.ToInt64()) == 0;
+        Endpoints.FdTable.Closed();
+        return closed;
     }
 }

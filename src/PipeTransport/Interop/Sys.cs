@@ -43,6 +43,70 @@ internal static unsafe class Sys
         return (int)Result(r);
     }
 
+    /// <summary>
+    /// The file type (<c>st_mode &amp; S_IFMT</c>) and inode of <paramref name="path"/>, or of the link
+    /// itself when <paramref name="followLinks"/> is false; 0 or the negated errno.
+    /// </summary>
+    public static int Stat(string path, bool followLinks, out uint type, out ulong inode) =>
+        Statx(Libc.AT_FDCWD, path, followLinks ? 0 : Libc.AT_SYMLINK_NOFOLLOW, out type, out inode);
+
+    /// <summary>The file type and inode of an open fd; 0 or the negated errno.</summary>
+    public static int Stat(int fd, out uint type, out ulong inode) => Statx(fd, "", Libc.AT_EMPTY_PATH, out type, out inode);
+
+    public static int MakeFifo(string path, UnixFileMode mode) => (int)Result(Libc.Mkfifo(path, (uint)mode));
+
+    public static int Chmod(string path, UnixFileMode mode) => (int)Result(Libc.Chmod(path, (uint)mode));
+
+    public static int Unlink(string path) => (int)Result(Libc.Unlink(path));
+
+    /// <summary>The soft <c>RLIMIT_NOFILE</c> (every fd number is below it), or the negated errno.</summary>
+    public static long FdLimit()
+    {
+        ulong* limits = stackalloc ulong[2];
+        return Libc.GetRLimit(Libc.RLIMIT_NOFILE, limits) == 0 ? (long)Math.Min(limits[0], int.MaxValue) : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>
+    /// How many fds the process has open, counted in <c>/proc/self/fd</c> (the fd the count reads
+    /// through is left out), or the negated errno: <c>EMFILE</c> when the table is full.
+    /// </summary>
+    public static int CountOpenFds()
+    {
+        int dir = Open("/proc/self/fd", Libc.O_RDONLY);
+        if (dir < 0)
+        {
+            return dir;
+        }
+
+        const int BufferSize = 16 * 1024;
+        byte* buffer = stackalloc byte[BufferSize];
+        int count = 0;
+        try
+        {
+            while (true)
+            {
+                nint n = Result(Libc.GetDents64(dir, buffer, BufferSize));
+                if (n <= 0)
+                {
+                    return n == 0 ? count - 1 : (int)n;
+                }
+
+                // struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name; "." and ".." are not fds.
+                for (nint offset = 0; offset < n; offset += *(ushort*)(buffer + offset + 16))
+                {
+                    if (buffer[offset + 19] != (byte)'.')
+                    {
+                        count++;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Libc.Close(dir);
+        }
+    }
+
     public static int Fcntl(int fd, int cmd, int arg)
     {
         int r;
@@ -164,6 +228,16 @@ internal static unsafe class Sys
         }
     }
 
+    private static int Statx(int dirFd, string path, int flags, out uint type, out ulong inode)
+    {
+        byte* buffer = stackalloc byte[Libc.StatxSize];
+        int r;
+        while (Interrupted(r = Libc.Statx(dirFd, path, flags, Libc.STATX_TYPE | Libc.STATX_INO, buffer))) { }
+        type = *(ushort*)(buffer + Libc.StatxModeOffset) & Libc.S_IFMT;
+        inode = *(ulong*)(buffer + Libc.StatxInoOffset);
+        return (int)Result(r);
+    }
+
     public static int EpollCreate() => (int)Result(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
 
     /// <summary>sched_yield(2): lets the other runnable threads of this CPU run first; returns at once when there are none.</summary>
@@ -180,6 +254,26 @@ internal static unsafe class Sys
     {
         ulong one = 1;
         while (Interrupted(Libc.Write(fd, (byte*)&one, sizeof(ulong)))) { }
+    }
+
+    /// <summary>Writes all of <paramref name="bytes"/> to a blocking fd (stderr); 0, or the negated errno of the write that failed.</summary>
+    public static int WriteAll(int fd, ReadOnlySpan<byte> bytes)
+    {
+        fixed (byte* p = bytes)
+        {
+            for (int written = 0; written < bytes.Length;)
+            {
+                nint r = Libc.Write(fd, p + written, (nuint)(bytes.Length - written));
+                if (r < 0 && !Interrupted(r))
+                {
+                    return (int)Result(r);
+                }
+
+                written += (int)Math.Max(r, 0);
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>Reads and discards everything a non-blocking fd holds (eventfd counter, inotify events).</summary>

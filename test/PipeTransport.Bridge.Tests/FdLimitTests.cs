@@ -1,0 +1,47 @@
+using System.Globalization;
+using System.Net.Sockets;
+using NUnit.Framework;
+using PipeTransport.Tests;
+
+namespace PipeTransport.Bridge.Tests;
+
+/// <summary>pipebridge --fork whose fd table fills up keeps bridging, and serves the backlog once fds are free.</summary>
+public sealed class FdLimitTests
+{
+    [TestCase("copy")]
+    [TestCase("splice")]
+    [CancelAfter(120_000)]
+    public async Task ForkAtTheFdLimitWaitsWithoutSpinningAndServesTheBacklogOnceFdsAreFree(string engine, CancellationToken ct)
+    {
+        using var dir = new TempDir();
+        string echoPath = dir["echo.sock"];
+        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
+        echoServer.Listen(512);
+        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task echoing = ForkTests.EchoServerAsync(echoServer, stopEcho.Token);
+
+        // --fork keeps room for the connections it is setting up too (BridgeRunner.ForkFdHeadroom).
+        await using FdExhaustion bridge = FdExhaustion.Start(512, "dotnet",
+            BridgeProcess.DllPath, "--fork", "-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        string address = await bridge.WaitLineAsync("listening on ", ct);
+        int port = int.Parse(address[(address.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
+
+        // The connections being set up may use most of it; the runtime's part stays free.
+        await bridge.RunAsync(port, EchoAsync, BridgeRunner.ForkFdHeadroom, ct, keptFree: FdListenerOptions.DefaultFdHeadroom);
+
+        Assert.That(bridge.HasLoaded("MonoPosixHelper"), Is.False);
+        Mono.Unix.Native.Syscall.kill(bridge.Pid, Mono.Unix.Native.Signum.SIGTERM);
+        Assert.That(await bridge.StopAsync(ct), Is.EqualTo(143), bridge.Output);
+        Assert.That(bridge.Output, Does.Not.Contain("pipebridge: tcp"), "no connection failed");
+        stopEcho.Cancel();
+        await echoing;
+    }
+
+    private static async Task EchoAsync(Socket client, CancellationToken ct)
+    {
+        await client.SendAsync("x"u8.ToArray(), ct);
+        var answer = new byte[1];
+        Assert.That(await client.ReceiveAsync(answer, ct), Is.EqualTo(1));
+    }
+}
