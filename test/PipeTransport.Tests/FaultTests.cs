@@ -478,7 +478,7 @@ public class FaultTests
         (FdConnection a, FdConnection b) = FdConnection.CreatePair(options);
         await using (b) // b never reads: a's socket buffer fills, then its Output pipe
         {
-            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(a.Output, ct);
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(a, ct);
 
             await a.DisposeAsync();
 
@@ -497,7 +497,7 @@ public class FaultTests
         using (outRead)
         {
             FdConnection connection = FdConnection.FromFds(inRead, outWrite, options);
-            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(connection.Output, ct);
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(connection, ct);
 
             await connection.DisposeAsync();
 
@@ -652,13 +652,21 @@ public class FaultTests
     }
 
     /// <summary>Writes chunks until a flush stays pending (backpressure), and returns that flush.</summary>
-    private static async Task<ValueTask<FlushResult>> WriteUntilFlushBlocksAsync(PipeWriter output, CancellationToken ct)
+    private static async Task<ValueTask<FlushResult>> WriteUntilFlushBlocksAsync(FdConnection connection, CancellationToken ct)
     {
         var chunk = new byte[16 * 1024];
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            ValueTask<FlushResult> flush = output.WriteAsync(chunk, ct);
+            ValueTask<FlushResult> flush = connection.Output.WriteAsync(chunk, ct);
+
+            // Pending may only mean the send is on its way (on a pool thread): backpressure is the
+            // kernel pushing back while the flush waits.
+            while (!flush.IsCompleted && !connection.SendBlocked)
+            {
+                await Task.Delay(1, ct);
+            }
+
             if (!flush.IsCompleted)
             {
                 return flush;

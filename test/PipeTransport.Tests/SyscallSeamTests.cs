@@ -134,6 +134,35 @@ public class SyscallSeamTests
     }
 
     /// <summary>
+    /// An I/O error of a write that comes after the application's last flush returned (the write runs
+    /// inside that flush, after the flush decided its result) is thrown by DisposeAsync.
+    /// </summary>
+    [TestCaseSource(nameof(Kinds)), CancelAfter(10_000)]
+    public async Task EIO_from_a_write_after_the_last_flush_is_thrown_by_DisposeAsync(string kind, CancellationToken ct)
+    {
+        bool fail = false;
+        Mock<ISyscalls> mock = Forwarding();
+        mock.Setup(s => s.Write(It.IsAny<int>(), It.IsAny<ReadOnlySequence<byte>>()))
+            .Returns((int fd, ReadOnlySequence<byte> buffer) => Volatile.Read(ref fail) ? -(nint)Libc.EIO : LinuxSyscalls.Instance.Write(fd, buffer));
+        (FdConnection a, FdConnection b) = OpenMixed(kind, mock.Object);
+        await using (b)
+        {
+            await a.Output.WriteAsync("a"u8.ToArray(), ct);
+            Assert.That(await ReadExactlyAsync(b.Input, 1, ct), Is.EqualTo("a"u8.ToArray()));
+
+            Volatile.Write(ref fail, true);
+            FlushResult flush = await a.Output.WriteAsync("b"u8.ToArray(), ct);
+            Assert.That(flush.IsCompleted, Is.False);
+            await a.Output.CompleteAsync();
+
+            var e = Assert.ThrowsAsync<PipeTransportException>(async () => await a.DisposeAsync());
+            Assert.That(e, Is.Not.InstanceOf<FdConnectionResetException>());
+            Assert.That(e!.Errno, Is.EqualTo(Errno.EIO));
+            Assert.That(e.Operation, Is.EqualTo("write"));
+        }
+    }
+
+    /// <summary>
     /// An idle read parks on the read readiness after asking FIONREAD; an abort that lands between
     /// that answer and the wait closes the readiness under it. The read must end with the abort's
     /// reason, and the closed wait must not be left faulted and unobserved. The seam places the abort
