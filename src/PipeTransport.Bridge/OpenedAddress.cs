@@ -28,9 +28,23 @@ internal sealed class OpenedAddress : IAsyncDisposable
         if (!ReferenceEquals(Reader, Writer)) Writer?.Abort(reason);
     }
 
+    /// <summary>Closes both; a write or half-close that failed after the last flush fails the write address.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Reader is not null) await Reader.DisposeAsync().ConfigureAwait(false);
-        if (Writer is not null && !ReferenceEquals(Reader, Writer)) await Writer.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            try
+            {
+                if (Reader is not null) await Reader.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                if (Writer is not null && !ReferenceEquals(Reader, Writer)) await Writer.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (PipeTransportException e)
+        {
+            throw BridgeFailure.From(WriteAddress, e);
+        }
     }
 }

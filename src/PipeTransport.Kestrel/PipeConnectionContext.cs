@@ -131,7 +131,7 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     /// <summary>
     /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop
     /// write what is left and then half-close (FIN), so a response is never cut short here; the core's
-    /// dispose then closes the fds.
+    /// dispose then closes the fds. A write that failed after Kestrel's last flush is not thrown into Kestrel.
     /// </summary>
     public override async ValueTask DisposeAsync()
     {
@@ -140,6 +140,11 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
             ((IDuplexPipe)this).Input.Complete();
             ((IDuplexPipe)this).Output.Complete();
             await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (PipeTransportException)
+        {
+            // A write or the half-close failed after Kestrel's last flush: Kestrel cannot act on it, and
+            // the connection observer logged it (ConnectionError or ConnectionReset) when the send loop met it.
         }
         finally
         {

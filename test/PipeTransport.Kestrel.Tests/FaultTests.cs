@@ -211,4 +211,28 @@ public sealed class FaultTests
         Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(0.9)));
         Assert.That(response, Does.StartWith("HTTP/1.1 408").Or.EqualTo("").Or.EqualTo("reset"));
     }
+
+    /// <summary>
+    /// The last bytes of a response fail to reach the fd after Kestrel's last flush (here: EBADF from
+    /// a read-only fd). The core's DisposeAsync throws that error; the connection context keeps it
+    /// from Kestrel, which would take a throwing transport DisposeAsync for a bug.
+    /// </summary>
+    [Test, CancelAfter(10_000)]
+    public async Task WriteFailsAfterTheLastFlush_DisposeDoesNotThrowIntoKestrel(CancellationToken ct)
+    {
+        string fifo = Path.Combine(_dir, "fifo");
+        Fifo.Create(fifo);
+        int fd = Syscall.open(fifo, OpenFlags.O_RDONLY | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC);
+        Assert.That(fd, Is.GreaterThanOrEqualTo(0), "open");
+        FdConnection connection = FdConnection.FromFd(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true));
+        using var logs = new CapturingLoggerProvider(LogLevel.Debug);
+        var context = new PipeConnectionContext(connection, System.Buffers.MemoryPool<byte>.Shared, dispatch: false, logs.CreateLogger(PipeTransportLog.Category));
+
+        System.IO.Pipelines.FlushResult flush = await context.Transport.Output.WriteAsync("HTTP/1.1 200 OK\r\n\r\n"u8.ToArray(), ct);
+        Assert.That(flush.IsCompleted, Is.False, "the write fails after the flush returned");
+
+        Assert.DoesNotThrowAsync(async () => await context.DisposeAsync());
+        Assert.That(logs.TransportEvents.Where(e => e.Id.Name == "ConnectionError").Select(e => e.Exception?.Message),
+            Has.Exactly(1).Contains("EBADF"), "the lost write is logged once");
+    }
 }

@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
 using Mono.Unix.Native;
 using NUnit.Framework;
 using PipeTransport.Interop;
@@ -478,7 +481,7 @@ public class FaultTests
         (FdConnection a, FdConnection b) = FdConnection.CreatePair(options);
         await using (b) // b never reads: a's socket buffer fills, then its Output pipe
         {
-            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(a.Output, ct);
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(a, ct);
 
             await a.DisposeAsync();
 
@@ -497,7 +500,7 @@ public class FaultTests
         using (outRead)
         {
             FdConnection connection = FdConnection.FromFds(inRead, outWrite, options);
-            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(connection.Output, ct);
+            ValueTask<FlushResult> flush = await WriteUntilFlushBlocksAsync(connection, ct);
 
             await connection.DisposeAsync();
 
@@ -544,49 +547,170 @@ public class FaultTests
         }
     }
 
-    [Test, CancelAfter(20_000)]
-    public async Task A_writer_killed_with_SIGKILL_mid_stream_ends_Input_with_EOF(CancellationToken ct)
+    /// <summary>
+    /// A peer process killed with SIGKILL mid-transfer, over every kind of fd a process holds: it was
+    /// writing to us as fast as it could and had stopped reading, so our flush waits on backpressure.
+    /// Input ends (EOF, or a reset) and the pending flush ends (a reset, or a completed result) within
+    /// <see cref="PeerDeathBound"/>: nothing waits for a peer that is gone.
+    /// </summary>
+    [TestCase(FdKinds.FifoPair), TestCase(FdKinds.AnonymousPipes), TestCase(FdKinds.Unix), TestCase(FdKinds.Tcp), CancelAfter(30_000)]
+    public async Task A_peer_killed_with_SIGKILL_mid_transfer_ends_Input_and_fails_the_pending_flush(string kind, CancellationToken ct)
     {
         using var dir = new TempDirectory();
-        string fromChild = dir.File("from-child");
-        string toChild = dir.File("to-child");
-        Fifo.Create(fromChild);
-        Fifo.Create(toChild);
-        using var readerOfToChild = new SafeFdHandle(Sys.Open(toChild, Libc.O_RDONLY | Libc.O_NONBLOCK));
-        using Process child = StartShell($"exec yes > '{fromChild}'");
-        try
+        var options = new FdConnectionOptions { OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024 };
+        (Process child, FdConnection connection, FdListener? listener) = await StartWritingPeerAsync(kind, dir, options, ct);
+        using (child)
+        await using (listener)
+        await using (connection)
         {
-            await using FdConnection connection = await FdConnection.OpenFifoAsync(fromChild, toChild, null, ct);
-            long received = 0;
-            while (received < 1 << 20)
+            try
             {
-                ReadResult result = await connection.Input.ReadAsync(ct);
-                Assert.That(result.IsCompleted, Is.False, "EOF before the child was killed");
-                received += result.Buffer.Length;
-                connection.Input.AdvanceTo(result.Buffer.End);
-            }
-
-            child.Kill(); // SIGKILL while it writes as fast as it can
-
-            while (true)
-            {
-                ReadResult result = await connection.Input.ReadAsync(ct);
-                received += result.Buffer.Length;
-                connection.Input.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted)
+                // Mid-transfer: the peer's bytes flow in...
+                long received = 0;
+                while (received < 1 << 20)
                 {
-                    break;
+                    ReadResult read = await connection.Input.ReadAsync(ct);
+                    Assert.That(read.IsCompleted, Is.False, "EOF before the peer was killed");
+                    received += read.Buffer.Length;
+                    connection.Input.AdvanceTo(read.Buffer.End);
+                }
+
+                // ...and ours wait: the peer does not read, the kernel pushed back, the flush is pending.
+                Task<FlushResult> flush = (await WriteUntilFlushBlocksAsync(connection, ct)).AsTask();
+                // On the pool: the peer may keep Input full, and a drain that never has to wait would
+                // finish its first call only at the end of the stream.
+                Task<long> input = Task.Run(() => CountToEndAsync(connection.Input, ct), ct);
+                var clock = new Stopwatch();
+                Task<TimeSpan> flushEnded = TimeAsync(flush, clock);
+                Task<TimeSpan> inputEnded = TimeAsync(input, clock);
+
+                clock.Start();
+                child.Kill();
+
+                TimeSpan flushTime = await EndedAsync(flushEnded, "the pending flush");
+                TimeSpan inputTime = await EndedAsync(inputEnded, "Input");
+                TestContext.Out.WriteLine($"{kind}: after SIGKILL the pending flush ended in {flushTime.TotalMilliseconds:F1} ms ({Outcome(flush)}), Input in {inputTime.TotalMilliseconds:F1} ms ({Outcome(input)})");
+                Assert.That(flush.IsCanceled || input.IsCanceled, Is.False);
+                Assert.That(flush.Exception?.InnerException, Is.Null.Or.InstanceOf<FdConnectionResetException>(), "the pending flush: a reset or a completed result");
+                Assert.That(input.Exception?.InnerException, Is.Null.Or.InstanceOf<FdConnectionResetException>(), "Input: EOF or a reset");
+                Assert.That(flushTime, Is.LessThan(PeerDeathBound), "the pending flush");
+                Assert.That(inputTime, Is.LessThan(PeerDeathBound), "Input");
+            }
+            finally
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill();
                 }
             }
-
-            await child.WaitForExitAsync(ct);
-            Assert.That(received, Is.GreaterThanOrEqualTo(1 << 20));
         }
-        finally
+
+        async Task<TimeSpan> EndedAsync(Task<TimeSpan> ended, string what)
         {
-            if (!child.HasExited)
+            // Waits past the bound so that a slow end is measured, and a missing one named.
+            if (await Task.WhenAny(ended, Task.Delay(5 * PeerDeathBound, ct)) != ended)
             {
-                child.Kill();
+                Assert.Fail($"{what} still pending {(5 * PeerDeathBound).TotalSeconds} s after SIGKILL ({kind}): {connection.DebugState}");
+            }
+
+            return await ended;
+        }
+
+        static string Outcome(Task task) => task.IsCompletedSuccessfully ? "completed" : task.Exception?.InnerException?.GetType().Name ?? "cancelled";
+    }
+
+    /// <summary>How long the end of a killed peer may take to reach a pending flush and Input (it is milliseconds; this leaves room for a busy machine).</summary>
+    private static readonly TimeSpan PeerDeathBound = TimeSpan.FromSeconds(1);
+
+    /// <summary>Reads <paramref name="reader"/> to its end and returns how many bytes came (kept nowhere).</summary>
+    private static async Task<long> CountToEndAsync(PipeReader reader, CancellationToken ct)
+    {
+        long count = 0;
+        while (true)
+        {
+            ReadResult result = await reader.ReadAsync(ct);
+            count += result.Buffer.Length;
+            reader.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return count;
+            }
+        }
+    }
+
+    /// <summary>When <paramref name="task"/> ended (completed or failed), on <paramref name="clock"/>.</summary>
+    private static async Task<TimeSpan> TimeAsync(Task task, Stopwatch clock)
+    {
+        await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// A python3 peer connected to a new connection of <paramref name="kind"/>: it writes to us as fast
+    /// as it can and never reads (a FIFO pair; its stdout and stdin; a Unix or TCP socket).
+    /// </summary>
+    private static async Task<(Process Child, FdConnection Connection, FdListener? Listener)> StartWritingPeerAsync(
+        string kind, TempDirectory dir, FdConnectionOptions options, CancellationToken ct)
+    {
+        const string Peer = """
+            import os, socket, sys
+            kind, where = sys.argv[1], sys.argv[2:]
+            if kind == 'fifo':
+                unread = os.open(where[1], os.O_RDONLY)
+                fd = os.open(where[0], os.O_WRONLY)
+            elif kind == 'pipe':
+                fd = 1
+            elif kind == 'unix':
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(where[0])
+                fd = s.fileno()
+            else:
+                s = socket.create_connection(('127.0.0.1', int(where[0])))
+                fd = s.fileno()
+            chunk = b'x' * 65536
+            while True:
+                os.write(fd, chunk)
+            """;
+        Process Start(bool stdio, params string[] where)
+        {
+            var info = new ProcessStartInfo("python3") { UseShellExecute = false, RedirectStandardInput = stdio, RedirectStandardOutput = stdio };
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(Peer);
+            info.ArgumentList.Add(kind);
+            foreach (string w in where)
+            {
+                info.ArgumentList.Add(w);
+            }
+
+            return Process.Start(info) ?? throw new InvalidOperationException("python3 did not start");
+        }
+
+        switch (kind)
+        {
+            case FdKinds.FifoPair:
+            {
+                string fromChild = dir.File("from-child");
+                string toChild = dir.File("to-child");
+                Fifo.Create(fromChild);
+                Fifo.Create(toChild);
+                Process child = Start(false, fromChild, toChild);
+                return (child, await FdConnection.OpenFifoAsync(fromChild, toChild, options, ct), null);
+            }
+
+            case FdKinds.AnonymousPipes:
+            {
+                Process child = Start(true);
+                var stdout = (System.IO.Pipes.PipeStream)child.StandardOutput.BaseStream;
+                var stdin = (System.IO.Pipes.PipeStream)child.StandardInput.BaseStream;
+                return (child, FdConnection.FromFds(stdout.SafePipeHandle, stdin.SafePipeHandle, options), null);
+            }
+
+            default:
+            {
+                EndPoint endPoint = kind == FdKinds.Unix ? new UnixDomainSocketEndPoint(dir.File("s")) : new IPEndPoint(IPAddress.Loopback, 0);
+                FdListener listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = options });
+                Process child = Start(false, kind == FdKinds.Unix ? dir.File("s") : ((IPEndPoint)listener.LocalEndPoint).Port.ToString(CultureInfo.InvariantCulture));
+                return (child, (await listener.AcceptAsync(ct))!, listener);
             }
         }
     }
@@ -652,13 +776,21 @@ public class FaultTests
     }
 
     /// <summary>Writes chunks until a flush stays pending (backpressure), and returns that flush.</summary>
-    private static async Task<ValueTask<FlushResult>> WriteUntilFlushBlocksAsync(PipeWriter output, CancellationToken ct)
+    private static async Task<ValueTask<FlushResult>> WriteUntilFlushBlocksAsync(FdConnection connection, CancellationToken ct)
     {
         var chunk = new byte[16 * 1024];
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            ValueTask<FlushResult> flush = output.WriteAsync(chunk, ct);
+            ValueTask<FlushResult> flush = connection.Output.WriteAsync(chunk, ct);
+
+            // Pending may only mean the send is on its way (on a pool thread): backpressure is the
+            // kernel pushing back while the flush waits.
+            while (!flush.IsCompleted && !connection.SendBlocked)
+            {
+                await Task.Delay(1, ct);
+            }
+
             if (!flush.IsCompleted)
             {
                 return flush;

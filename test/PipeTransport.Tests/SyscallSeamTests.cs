@@ -134,6 +134,88 @@ public class SyscallSeamTests
     }
 
     /// <summary>
+    /// An I/O error of a write that comes after the application's last flush returned (the write runs
+    /// inside that flush, after the flush decided its result) is thrown by DisposeAsync.
+    /// </summary>
+    [TestCaseSource(nameof(Kinds)), CancelAfter(10_000)]
+    public async Task EIO_from_a_write_after_the_last_flush_is_thrown_by_DisposeAsync(string kind, CancellationToken ct)
+    {
+        bool fail = false;
+        Mock<ISyscalls> mock = Forwarding();
+        mock.Setup(s => s.Write(It.IsAny<int>(), It.IsAny<ReadOnlySequence<byte>>()))
+            .Returns((int fd, ReadOnlySequence<byte> buffer) => Volatile.Read(ref fail) ? -(nint)Libc.EIO : LinuxSyscalls.Instance.Write(fd, buffer));
+        (FdConnection a, FdConnection b) = OpenMixed(kind, mock.Object);
+        await using (b)
+        {
+            await a.Output.WriteAsync("a"u8.ToArray(), ct);
+            Assert.That(await ReadExactlyAsync(b.Input, 1, ct), Is.EqualTo("a"u8.ToArray()));
+
+            Volatile.Write(ref fail, true);
+            FlushResult flush = await a.Output.WriteAsync("b"u8.ToArray(), ct);
+            Assert.That(flush.IsCompleted, Is.False);
+            await a.Output.CompleteAsync();
+
+            var e = Assert.ThrowsAsync<PipeTransportException>(async () => await a.DisposeAsync());
+            Assert.That(e, Is.Not.InstanceOf<FdConnectionResetException>());
+            Assert.That(e!.Errno, Is.EqualTo(Errno.EIO));
+            Assert.That(e.Operation, Is.EqualTo("write"));
+        }
+    }
+
+    /// <summary>
+    /// An idle read parks on the read readiness after asking FIONREAD; an abort that lands between
+    /// that answer and the wait closes the readiness under it. The read must end with the abort's
+    /// reason, and the closed wait must not be left faulted and unobserved. The seam places the abort
+    /// exactly there (right after the FIONREAD that follows the first, recorded, edge says 0).
+    /// </summary>
+    [TestCaseSource(nameof(Kinds)), CancelAfter(10_000)]
+    public async Task An_abort_while_an_idle_read_parks_leaves_no_unobserved_task_exception(string kind, CancellationToken ct)
+    {
+        var reason = new InvalidOperationException("abort while parking");
+        FdConnection? target = null;
+        int calls = 0;
+        Mock<ISyscalls> mock = Forwarding();
+        mock.Setup(s => s.BytesAvailable(It.IsAny<int>()))
+            .Returns((int fd) =>
+            {
+                if (Interlocked.Increment(ref calls) == 2)
+                {
+                    // Nothing buffered, and then the abort (which may close the fd: ask before it).
+                    Assert.That(LinuxSyscalls.Instance.BytesAvailable(fd), Is.Zero);
+                    target!.Abort(reason);
+                    return 0;
+                }
+
+                return LinuxSyscalls.Instance.BytesAvailable(fd);
+            });
+        // The wait fails with the abort's reason, or ObjectDisposedException when the abort closed the fd.
+        int unobserved = 0;
+        void OnUnobserved(object? sender, UnobservedTaskExceptionEventArgs e) => Interlocked.Increment(ref unobserved);
+        CollectGarbage(); // what earlier tests left is reported now, not counted here
+        TaskScheduler.UnobservedTaskException += OnUnobserved;
+        try
+        {
+            (FdConnection a, FdConnection b) = OpenMixed(kind, mock.Object);
+            target = a;
+            await using (a)
+            await using (b)
+            {
+                var e = Assert.ThrowsAsync<InvalidOperationException>(async () => await a.Input.ReadAsync(ct));
+                Assert.That(e, Is.SameAs(reason));
+                Assert.That(calls, Is.GreaterThanOrEqualTo(2), "the abort came while the read parked");
+            }
+
+            CollectGarbage();
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= OnUnobserved;
+        }
+
+        Assert.That(unobserved, Is.Zero, "a faulted readiness wait was dropped");
+    }
+
+    /// <summary>
     /// After a short read of a pipe or stream socket the receive loop waits for the next edge without
     /// asking the fd again (Linux: a short read drained it). A syscall layer that cuts reads short
     /// on purpose says so (<see cref="ISyscalls.ShortReadMeansDrained"/> false) and the loop asks
@@ -208,6 +290,16 @@ public class SyscallSeamTests
 
         Assert.That(shortened, Is.GreaterThan(100), "writes were cut short");
         Assert.That(multiSegment, Is.GreaterThan(0), "multi-segment sequences went through the seam");
+    }
+
+    /// <summary>Collects and finalizes until what was dropped has been reported (a task's exception is reported by a finalizer).</summary>
+    private static void CollectGarbage()
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
     }
 
     /// <summary>A strict mock that forwards every call to the real system calls.</summary>

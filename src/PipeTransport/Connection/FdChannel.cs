@@ -172,14 +172,8 @@ internal sealed class FdChannel : Registration
         }
     }
 
-    /// <summary><c>shutdown(2)</c> on a socket, if the fd is still open; errors (ENOTCONN) are of no interest here.</summary>
-    public void Shutdown(int how)
-    {
-        if (Kind == FdKind.Socket)
-        {
-            WithFd(how, null, static (h, fd, _) => Sys.Shutdown(fd, h));
-        }
-    }
+    /// <summary><c>shutdown(2)</c> on a socket, if the fd is still open: 0, or the negated errno (<c>-EBADF</c> once closed).</summary>
+    public int Shutdown(int how) => Kind == FdKind.Socket ? WithFd(how, null, static (h, fd, _) => Sys.Shutdown(fd, h)) : 0;
 
     /// <summary>Runs <paramref name="action"/> with the fd held open; returns <c>-EBADF</c> once the channel is closed.</summary>
     public int WithFd<T>(T state, Func<T, int, int> action) => WithFd(state, null, (s, fd, _) => action(s, fd));

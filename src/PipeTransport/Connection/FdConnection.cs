@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 using PipeTransport.Connection;
@@ -95,6 +96,46 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             {
                 return _closed ? new CancellationToken(true) : (EnsureExtras().ClosedCts ??= new CancellationTokenSource()).Token;
             }
+        }
+    }
+
+    /// <summary>
+    /// The end of the send direction, like <c>QuicStream.WritesClosed</c>. Completes once the application
+    /// completed <see cref="Output"/> and every byte was written and the write side half-closed (or once
+    /// disposal ended an Output the application had not completed: unsent bytes are dropped). Faults with
+    /// the error of a write or of the half-close (<see cref="PipeTransportException"/>,
+    /// <see cref="FdConnectionResetException"/>), also one that came after the application's last flush,
+    /// or with the reason of <see cref="Abort"/> (or the peer's reset that ended the connection).
+    /// An application that asks for this task gets the error here, and <see cref="DisposeAsync"/> then
+    /// does not throw it.
+    /// </summary>
+    public Task WritesClosed
+    {
+        get
+        {
+            TaskCompletionSource closed;
+            bool ended;
+            Exception? end;
+            lock (Gate)
+            {
+                Extras extras = EnsureExtras();
+                if (extras.WritesClosed is { } made)
+                {
+                    return made.Task;
+                }
+
+                closed = extras.WritesClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                OutputWriter? writer = _outputWriter;
+                ended = writer is null ? _sendState == Ended : writer.SendEnded;
+                end = writer is null ? AbortReason : writer.SendEnd;
+            }
+
+            if (ended)
+            {
+                Complete(closed, end);
+            }
+
+            return closed.Task;
         }
     }
 
@@ -256,7 +297,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <param name="reason">Why; default a <see cref="PipeTransportException"/> with <c>ECONNABORTED</c>.</param>
     public void Abort(Exception? reason = null)
     {
-        reason ??= new PipeTransportException(Errno.ECONNABORTED, "abort", _in.Name, "The connection was aborted by the application.");
+        // Set even when a reset of the peer came first: the application gave the connection up.
+        Volatile.Write(ref EnsureExtras().AbortedByApplication, true);
+        AbortCore(reason ?? new PipeTransportException(Errno.ECONNABORTED, "abort", _in.Name, "The connection was aborted by the application."));
+    }
+
+    private void AbortCore(Exception reason)
+    {
         if (Interlocked.CompareExchange(ref EnsureExtras().AbortReason, reason, null) is not null)
         {
             return;
@@ -282,6 +329,14 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// Pending reads of Input complete (as at EOF), pending flushes complete, pending
     /// <see cref="RawFd"/> waits fail with <see cref="ObjectDisposedException"/>.
     /// <para>
+    /// An error is never lost: if a write or the half-close failed after the application's last flush
+    /// (or a reset of the peer dropped bytes it had flushed), and no flush or write of Output has thrown
+    /// that error, this method throws it (<see cref="PipeTransportException"/>,
+    /// <see cref="FdConnectionResetException"/>) once everything is closed, as <c>FileStream</c> does when
+    /// its final flush fails. It does not if the application aborted the connection (it chose to drop
+    /// what is unsent) or asked for <see cref="WritesClosed"/>, which reports the error instead.
+    /// </para>
+    /// <para>
     /// <see cref="Abort"/> and this method may be called from any thread at any moment, also while the
     /// application is inside an <see cref="Input"/> or <see cref="Output"/> call. That call then
     /// returns normally (a completed or cancelled result) or throws one of the exceptions the pipes
@@ -296,6 +351,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// </para>
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
+    /// <exception cref="PipeTransportException">A write or the half-close failed and nothing else reported it.</exception>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
@@ -322,7 +378,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         // The transport's ends are complete; the application's ends give their blocks back once the
         // application can no longer see them.
         _inputReader.Release();
-        Volatile.Read(ref _outputWriter)?.Release();
+        OutputWriter? output = Volatile.Read(ref _outputWriter);
+        output?.Release();
+        if (output?.TakeUnreported() is { } error && !AbortedByApplication && _extras?.WritesClosed is null)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
     }
 
     internal FdConnectionOptions Options => _options;
@@ -342,6 +403,9 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     internal object Gate => _in;
 
     private Exception? AbortReason => _extras is { } extras ? Volatile.Read(ref extras.AbortReason) : null;
+
+    /// <summary>The application called <see cref="Abort"/> (a reset of the peer ends a socket the same way, but is not its choice).</summary>
+    private bool AbortedByApplication => _extras is { } extras && Volatile.Read(ref extras.AbortedByApplication);
 
     private Extras EnsureExtras()
     {
@@ -491,7 +555,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             if (_outputWriter is null)
             {
-                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue);
+                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue, _options.ApplicationScheduler);
                 if (_sendState == NotStarted)
                 {
                     _sendState = Running;
@@ -501,6 +565,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 {
                     // Ended before the application first wrote: writes find the reader gone.
                     writer.Pipe.Reader.Complete(AbortReason);
+                    writer.SendEnd = AbortReason;
+                    writer.SendEnded = true;
                 }
 
                 Volatile.Write(ref _outputWriter, writer); // published with its task: DisposeAsync awaits what it finds here
@@ -653,7 +719,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             // A reset ends both directions of a socket: tell the send side (and Closed) now, not at
             // the application's next write.
-            Abort(error);
+            EndOnReset(error);
         }
     }
 
@@ -663,6 +729,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         FdChannel channel = _out;
         bool coalesce = _options.CoalesceFlushes && _inline;
         Exception? error = null;
+        bool unsent = false; // the loop holds bytes the application flushed and the fd has not taken
         try
         {
             while (true)
@@ -685,6 +752,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 ReadOnlySequence<byte> buffer = result.Buffer;
+                unsent = !buffer.IsEmpty;
                 if (result.IsCanceled && !result.IsCompleted)
                 {
                     break; // abort, or disposal without the application completing Output
@@ -745,14 +813,26 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             OnLoopError(error);
         }
 
-        reader.Complete(reason ?? (endedFromOutside ? null : error));
-        bool halfClose = reason is null && error is null && !endedFromOutside;
+        Exception? end = reason ?? (endedFromOutside ? null : error);
+        if (end is not null && (reason is null || (unsent && !AbortedByApplication)))
+        {
+            // What the application flushed did not all reach the fd, and not by its choice (an abort, or
+            // disposal before completing Output): it must hear of it, at a flush or else at disposal.
+            output.SetUnreported(end);
+        }
+
+        reader.Complete(end);
+        bool halfClose = end is null && !endedFromOutside;
         if (halfClose)
         {
             Observer?.SendingFin(null);
         }
 
-        OnSendEnded(halfClose);
+        OnSendEnded(halfClose, output, end);
+        if (reason is null && error is FdConnectionResetException && _in == _out)
+        {
+            EndOnReset(error); // as for a reset seen by Input: Input and Closed learn of it now
+        }
     }
 
     private void OnInputPaused()
@@ -794,19 +874,67 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         DirectionEnded();
     }
 
-    private void OnSendEnded(bool halfClose)
+    /// <param name="halfClose">Everything was written: half-close a socket (a pipe's write end is closed anyway).</param>
+    /// <param name="output">Output's writer, if the application asked for Output.</param>
+    /// <param name="end">What ended the direction (null: the application completed Output, or disposal).</param>
+    private void OnSendEnded(bool halfClose, OutputWriter? output = null, Exception? end = null)
     {
         if (_in != _out)
         {
-            _out.Close(); // for a pipe, closing the write end is the half-close: the peer reads EOF
+            // For a pipe, closing the write end is the half-close: the peer reads EOF. (close(2) of a
+            // pipe or socket reports no error on Linux; nothing written is pending in it.)
+            _out.Close();
         }
-        else if (halfClose)
+        else if (halfClose && _out.Shutdown(Libc.SHUT_WR) is < 0 and int failed)
         {
-            _out.Shutdown(Libc.SHUT_WR);
+            // ENOTCONN: the peer reset the connection first, so it did not take everything we sent.
+            end = failed == -Libc.ENOTCONN
+                ? new FdConnectionResetException(Errno.ENOTCONN, "shutdown", _out.Name)
+                : PipeTransportException.FromResult(failed, "shutdown", _out.Name);
+            output!.SetUnreported(end);
+            OnLoopError(end);
+        }
+
+        TaskCompletionSource? closed;
+        lock (Gate)
+        {
+            if (output is not null)
+            {
+                output.SendEnd = end;
+                output.SendEnded = true;
+            }
+
+            closed = _extras?.WritesClosed;
+        }
+
+        if (closed is not null)
+        {
+            Complete(closed, end);
         }
 
         DirectionEnded();
     }
+
+    /// <summary>Completes <see cref="WritesClosed"/> with the end of the send direction.</summary>
+    private static void Complete(TaskCompletionSource closed, Exception? end)
+    {
+        if (end is null)
+        {
+            closed.TrySetResult();
+        }
+        else if (closed.TrySetException(end))
+        {
+            // The application asked for the task; if it never awaits it, the error is its to drop, not
+            // an UnobservedTaskException.
+            _ = closed.Task.Exception;
+        }
+    }
+
+    /// <summary>
+    /// A reset of the peer (seen by Input or Output) ends both directions of a socket. It is not the
+    /// application's abort: what it dropped is reported (<see cref="DisposeAsync"/>).
+    /// </summary>
+    private void EndOnReset(Exception reset) => AbortCore(reset);
 
     private void DirectionEnded()
     {
@@ -869,6 +997,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         public volatile Task? ReceiveTask;
         public CancellationTokenSource? ClosedCts;
         public Exception? AbortReason;
+        public bool AbortedByApplication;
+        public TaskCompletionSource? WritesClosed;
         public EndPoint? LocalEndPoint;
         public EndPoint? RemoteEndPoint;
         public RawFd? InputFd;

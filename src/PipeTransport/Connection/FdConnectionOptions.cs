@@ -131,12 +131,14 @@ public sealed class FdConnectionOptions
         int index = (input ? 2 : 0) + (inlineTransport ? 1 : 0);
         return cache[index] ??= Create();
 
+        // Output's writer side is Inline: a flush that waited is resumed on ApplicationScheduler by
+        // Output's own writer (OutputWriter), which notes on the way whether it reports a send error.
         PipeOptions Create()
         {
             MemoryPool<byte> pool = MemoryPool;
             return input
                 ? new PipeOptions(pool, ApplicationScheduler, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, InputPauseThreshold, InputResumeThreshold, BufferSize, useSynchronizationContext: false)
-                : new PipeOptions(pool, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, ApplicationScheduler, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
+                : new PipeOptions(pool, inlineTransport ? PipeScheduler.Inline : PipeScheduler.ThreadPool, PipeScheduler.Inline, OutputPauseThreshold, OutputResumeThreshold, BufferSize, useSynchronizationContext: false);
         }
     }
 

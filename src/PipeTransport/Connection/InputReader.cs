@@ -323,10 +323,19 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
                 return true;
             }
 
-            if (!wait.IsCompletedSuccessfully || HasInput())
+            if (!wait.IsCompletedSuccessfully)
+            {
+                // Closed under the read (an abort or disposal raced it): the pipe reports what ended
+                // Input. The failed wait is a faulted task, observed here so it is not reported unobserved.
+                _ = wait.AsTask().Exception;
+                _connection.UnparkReceive();
+                return false;
+            }
+
+            if (HasInput())
             {
                 _connection.UnparkReceive();
-                return false; // closed (the pipe reports what ended Input), or bytes came
+                return false; // bytes came
             }
         }
     }

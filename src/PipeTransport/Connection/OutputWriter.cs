@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 using PipeTransport.Diagnostics;
 
 namespace PipeTransport.Connection;
@@ -20,7 +21,8 @@ namespace PipeTransport.Connection;
 /// with no input in between, or that leaves input the application has not examined yet, on a pool
 /// thread behind the application's current work item, so the flushes of one turn leave in one write (<see cref="FdConnectionOptions.CoalesceFlushes"/>).</item>
 /// </list>
-/// It also holds the pipe and the send loop's task, so a connection carries one reference for all of Output.
+/// It also holds the pipe, the send loop's task and the send direction's error until something reports
+/// it, so a connection carries one reference for all of Output.
 /// </summary>
 internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 {
@@ -29,18 +31,23 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
     private readonly PipeWriter _inner;
     private readonly int _poolSendThreshold;
+    private readonly PipeScheduler _applicationScheduler;
     private int _use;
     private volatile bool _completed;
     private bool _bulkFlush;
     private Action? _poolContinuation;
+    private Exception? _unreported;
+    private PendingFlush? _pendingFlush;
 
-    /// <param name="pipe">Output's pipe.</param>
+    /// <param name="pipe">Output's pipe; its writer side resumes inline (this writer schedules the application).</param>
     /// <param name="poolSendThreshold">Flushes of at least this many bytes run the send loop on the pool; int.MaxValue: never.</param>
-    public OutputWriter(Pipe pipe, int poolSendThreshold)
+    /// <param name="applicationScheduler">Where a flush that waited resumes the application.</param>
+    public OutputWriter(Pipe pipe, int poolSendThreshold, PipeScheduler applicationScheduler)
     {
         Pipe = pipe;
         _inner = pipe.Writer;
         _poolSendThreshold = poolSendThreshold;
+        _applicationScheduler = applicationScheduler;
     }
 
     /// <summary>Output's pipe (its reader belongs to the send loop).</summary>
@@ -48,6 +55,12 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
     /// <summary>The send loop, once started.</summary>
     public Task? SendTask { get; set; }
+
+    /// <summary>The send direction has ended (written under the connection's lock; <see cref="FdConnection.WritesClosed"/>).</summary>
+    public bool SendEnded { get; set; }
+
+    /// <summary>What ended the send direction, once <see cref="SendEnded"/>: null when it ended without an error.</summary>
+    public Exception? SendEnd { get; set; }
 
     /// <summary>The application completed Output: what it wrote is to be sent, then a half-close.</summary>
     public bool IsCompleted => _completed;
@@ -70,6 +83,17 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
     /// <summary>A flush now would be gathered with the ones after it rather than written inline.</summary>
     public bool WouldGather => InputQueued || (!InputSinceWrite && System.Diagnostics.Stopwatch.GetTimestamp() - LastWrite < Reactor.SchedulingConstants.GatherWindowTicks);
+
+    /// <summary>
+    /// The send direction ended with an error the application must hear of (a write or the half-close
+    /// failed, or a reset dropped bytes it flushed). Set by the send loop before it completes the pipe's
+    /// reader with it, and taken by the first flush or write of Output that throws it; if none does,
+    /// disposal throws it (<see cref="FdConnection.DisposeAsync"/>).
+    /// </summary>
+    public void SetUnreported(Exception error) => Volatile.Write(ref _unreported, error);
+
+    /// <summary>Takes the error no Output call has reported yet (null if there is none, or someone took it).</summary>
+    public Exception? TakeUnreported() => Volatile.Read(ref _unreported) is null ? null : Interlocked.Exchange(ref _unreported, null);
 
     /// <summary>The application's thread is inside a flush that asked for the pool (read by the send loop when that flush resumed it).</summary>
     public bool InBulkFlush => _bulkFlush;
@@ -111,7 +135,12 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
         try
         {
-            return Counted(_inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken));
+            return Reporting(Counted(_inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken)));
+        }
+        catch (Exception e)
+        {
+            Reported(e);
+            throw;
         }
         finally
         {
@@ -130,11 +159,16 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         {
             if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
             {
-                return Counted(_inner.WriteAsync(source, cancellationToken));
+                return Reporting(Counted(_inner.WriteAsync(source, cancellationToken)));
             }
 
             _inner.Write(source.Span);
-            return Counted(BulkFlush(cancellationToken));
+            return Reporting(Counted(BulkFlush(cancellationToken)));
+        }
+        catch (Exception e)
+        {
+            Reported(e);
+            throw;
         }
         finally
         {
@@ -205,6 +239,17 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         }
     }
 
+    /// <summary>
+    /// A flush that did not complete at once may end with the send direction's error (the pipe throws
+    /// it from the await): such a flush is awaited through <see cref="PendingFlush"/>, which notes that
+    /// the application was told.
+    /// </summary>
+    private ValueTask<FlushResult> Reporting(ValueTask<FlushResult> flush) =>
+        flush.IsCompletedSuccessfully ? flush : (_pendingFlush ??= new PendingFlush(this)).Forward(flush);
+
+    /// <summary>An Output call threw <paramref name="error"/>: if it is the send direction's error, the application has it.</summary>
+    private void Reported(Exception error) => Interlocked.CompareExchange(ref _unreported, null, error);
+
     private void Enter()
     {
         if (!TryEnter())
@@ -232,6 +277,77 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
         {
             _inner.Complete(); // disposal waited for the application to leave
         }
+    }
+
+    /// <summary>
+    /// The reusable <see cref="IValueTaskSource{TResult}"/> of a flush that waits (backpressure), made at
+    /// the first such wait. The pipe completes the inner flush inline (its writer side is
+    /// <see cref="PipeScheduler.Inline"/>); this takes its result at once, noting a send error it
+    /// throws, and resumes the application on its scheduler (the pool: a queued continuation, no
+    /// allocation). One flush at a time (the PipeWriter contract), so it is reset per flush.
+    /// </summary>
+    private sealed class PendingFlush : IValueTaskSource<FlushResult>
+    {
+        private static readonly Action<object?> s_complete = static state => ((PendingFlush)state!).Complete();
+
+        private readonly OutputWriter _writer;
+        private readonly Action _onInnerCompleted;
+        private ManualResetValueTaskSourceCore<FlushResult> _core;
+        private ConfiguredValueTaskAwaitable<FlushResult>.ConfiguredValueTaskAwaiter _inner;
+
+        public PendingFlush(OutputWriter writer)
+        {
+            _writer = writer;
+            _onInnerCompleted = OnInnerCompleted;
+            _core.RunContinuationsAsynchronously = !ReferenceEquals(writer._applicationScheduler, PipeScheduler.Inline);
+        }
+
+        public ValueTask<FlushResult> Forward(ValueTask<FlushResult> flush)
+        {
+            _core.Reset();
+            _inner = flush.ConfigureAwait(false).GetAwaiter();
+            _inner.UnsafeOnCompleted(_onInnerCompleted);
+            return new ValueTask<FlushResult>(this, _core.Version);
+        }
+
+        private void OnInnerCompleted()
+        {
+            PipeScheduler scheduler = _writer._applicationScheduler;
+            if (ReferenceEquals(scheduler, PipeScheduler.ThreadPool) || ReferenceEquals(scheduler, PipeScheduler.Inline))
+            {
+                Complete();
+            }
+            else
+            {
+                scheduler.Schedule(s_complete, this);
+            }
+        }
+
+        private void Complete()
+        {
+            ConfiguredValueTaskAwaitable<FlushResult>.ConfiguredValueTaskAwaiter inner = _inner;
+            _inner = default;
+            FlushResult result;
+            try
+            {
+                result = inner.GetResult();
+            }
+            catch (Exception e)
+            {
+                _writer.Reported(e);
+                _core.SetException(e);
+                return;
+            }
+
+            _core.SetResult(result);
+        }
+
+        public FlushResult GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     /// <summary>The awaitable of <see cref="ResumeOnThreadPool"/>.</summary>
