@@ -45,7 +45,7 @@ internal sealed class FileOwnership
             return None;
         }
 
-        string operation = $"chown {owner}:{group}";
+        string operation = string.IsNullOrEmpty(group) ? $"chown {owner}" : $"chown {owner}:{group}";
         uint uid = string.IsNullOrEmpty(owner) ? Unchanged : LookUp(owner, user: true, operation, target);
         uint gid = string.IsNullOrEmpty(group) ? Unchanged : LookUp(group, user: false, operation, target);
         return new FileOwnership(uid, gid, operation);
