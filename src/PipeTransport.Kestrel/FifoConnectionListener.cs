@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using PipeTransport.Endpoints;
 
 namespace PipeTransport.Kestrel;
 
@@ -30,13 +31,13 @@ internal sealed class FifoConnectionListener : IConnectionListener
     public EndPoint EndPoint => _endPoint;
 
     /// <summary>Creates missing FIFOs (like socat's <c>PIPE:</c>) and refuses paths that are something else.</summary>
-    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
+    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FileOwnership ownership, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
     {
         var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch, logger);
         try
         {
-            listener.EnsureFifo(endPoint.ReadPath, mode);
-            listener.EnsureFifo(endPoint.WritePath, mode);
+            listener.EnsureFifo(endPoint.ReadPath, mode, ownership);
+            listener.EnsureFifo(endPoint.WritePath, mode, ownership);
         }
         catch
         {
@@ -46,7 +47,7 @@ internal sealed class FifoConnectionListener : IConnectionListener
         return listener;
     }
 
-    private void EnsureFifo(string path, UnixFileMode mode)
+    private void EnsureFifo(string path, UnixFileMode mode, FileOwnership ownership)
     {
         if (File.Exists(path) || Directory.Exists(path))
         {
@@ -58,6 +59,10 @@ internal sealed class FifoConnectionListener : IConnectionListener
         }
         Fifo.Create(path, mode);
         _createdFifos.Add(path);
+        if (ownership.Apply(path) is { } error)
+        {
+            throw error;
+        }
     }
 
     /// <summary>

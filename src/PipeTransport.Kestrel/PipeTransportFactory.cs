@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Win32.SafeHandles;
 using Mono.Unix.Native;
+using PipeTransport.Endpoints;
 
 namespace PipeTransport.Kestrel;
 
@@ -39,7 +40,9 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         var dispatch = !_options.UnsafePreferInlineScheduling;
         IConnectionListener listener = endpoint switch
         {
-            FifoEndPoint fifo => FifoConnectionListener.Bind(fifo, _options.UnixSocketFileMode, connectionOptions, dispatch, _logger),
+            FifoEndPoint fifo => FifoConnectionListener.Bind(
+                fifo, _options.UnixSocketFileMode, FileOwnership.Resolve(_options.UnixSocketOwner, _options.UnixSocketGroup, fifo.ToString()),
+                connectionOptions, dispatch, _logger),
             FileHandleEndPoint handle => new SocketConnectionListener(
                 FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
                 connectionOptions.MemoryPool, dispatch, _logger),
@@ -89,6 +92,8 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         Backlog = _options.Backlog,
         FdHeadroom = _options.FdHeadroom,
         UnixSocketMode = _options.UnixSocketFileMode,
+        UnixSocketOwner = _options.UnixSocketOwner,
+        UnixSocketGroup = _options.UnixSocketGroup,
         ConnectionOptions = connectionOptions,
         ReactorGroup = connectionOptions.ReactorGroup,
         Events = e => PipeTransportLog.ListenerEvent(_logger, e),

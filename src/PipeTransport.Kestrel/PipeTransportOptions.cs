@@ -57,6 +57,22 @@ public sealed class PipeTransportOptions
     public UnixFileMode UnixSocketFileMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>
+    /// Owner of the Unix socket files and FIFOs this transport creates: a user name or a numeric uid,
+    /// applied before any peer can connect. Null (the default) keeps the process's user. Giving a file
+    /// away needs <c>CAP_CHOWN</c> (root).
+    /// </summary>
+    public string? UnixSocketOwner { get; set; }
+
+    /// <summary>
+    /// Group of the Unix socket files and FIFOs this transport creates: a group name or a numeric gid,
+    /// applied before any peer can connect; e.g. <c>"www-data"</c> with <see cref="UnixSocketFileMode"/>
+    /// 0660 lets an nginx in front connect. Null (the default) keeps the process's group. Without
+    /// <c>CAP_CHOWN</c> a process can only choose a group it belongs to. An unknown name fails the start
+    /// with a <see cref="PipeTransportException"/> before the file is created.
+    /// </summary>
+    public string? UnixSocketGroup { get; set; }
+
+    /// <summary>
     /// The options of every connection this server accepts, used as they are. They start from the core's
     /// defaults with a server's changes: <see cref="FdConnectionOptions.OutputPauseThreshold"/> 64 KiB and
     /// <see cref="FdConnectionOptions.OutputResumeThreshold"/> 32 KiB (many slow readers should not each

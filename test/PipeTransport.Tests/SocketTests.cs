@@ -264,6 +264,59 @@ public sealed class SocketTests
     }
 
     [Test, CancelAfter(10_000)]
+    public void AnUnknownGroupFailsBeforeAnythingOnDiskIsTouched(CancellationToken ct)
+    {
+        // A dead server's socket file: even the stale-file cleanup waits until the names are resolved.
+        string path = Path.Combine(_dir, "stale");
+        int fd = Interop.Sys.Socket(Interop.Libc.AF_UNIX);
+        using (var crashed = new SafeFdHandle(fd))
+        {
+            Assert.That(Interop.Sys.Bind(fd, Endpoints.SocketAddresses.UnixToNative(path)), Is.Zero);
+            Assert.That(Interop.Sys.Listen(fd, 1), Is.Zero);
+        }
+
+        Assert.That(Syscall.stat(path, out Stat before), Is.Zero);
+        var ex = Assert.Throws<PipeTransportException>(() =>
+            FdListener.Bind(new UnixDomainSocketEndPoint(path), new FdListenerOptions { UnixSocketGroup = "no-such-group-pt" }));
+
+        Assert.That(ex!.Errno, Is.EqualTo(Errno.EINVAL));
+        Assert.That(ex.Message, Is.EqualTo($"chown :no-such-group-pt {path}: EINVAL (no such group 'no-such-group-pt')"));
+        Assert.That(Syscall.stat(path, out Stat after), Is.Zero);
+        Assert.That(after.st_ino, Is.EqualTo(before.st_ino));
+    }
+
+    [Test, CancelAfter(10_000)]
+    public async Task UnixSocketFileGetsTheGroupByNameOrId(CancellationToken ct)
+    {
+        // Our own group: the one any process may give its files to.
+        uint gid = Syscall.getegid();
+        string name = Syscall.getgrgid(gid)!.gr_name;
+        foreach (string group in new[] { name, gid.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            string path = Path.Combine(_dir, "group-" + group);
+            await using FdListener listener = FdListener.Bind(new UnixDomainSocketEndPoint(path), new FdListenerOptions { UnixSocketGroup = group });
+            Assert.That(Syscall.stat(path, out Stat st), Is.Zero);
+            Assert.That(st.st_gid, Is.EqualTo(gid), group);
+        }
+    }
+
+    [Test, CancelAfter(10_000)]
+    public void AChownTheKernelRefusesNamesThePathTheOwnerAndErrno(CancellationToken ct)
+    {
+        if (Syscall.geteuid() == 0)
+        {
+            Assert.Ignore("root may give its files to anyone");
+        }
+
+        string path = Path.Combine(_dir, "refused");
+        var ex = Assert.Throws<PipeTransportException>(() =>
+            FdListener.Bind(new UnixDomainSocketEndPoint(path), new FdListenerOptions { UnixSocketOwner = "0" }));
+        Assert.That(ex!.Errno, Is.EqualTo(Errno.EPERM));
+        Assert.That(ex.Message, Does.StartWith($"chown 0 {path}: EPERM"));
+        Assert.That(File.Exists(path), Is.False, "the socket file is removed again");
+    }
+
+    [Test, CancelAfter(10_000)]
     public async Task AStaleSocketFileIsReplaced(CancellationToken ct)
     {
         string path = Path.Combine(_dir, "stale");

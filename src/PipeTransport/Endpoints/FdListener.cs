@@ -76,7 +76,8 @@ public sealed class FdListener : IAsyncDisposable
     public EndPoint LocalEndPoint { get; }
 
     /// <summary>
-    /// Binds and listens. A Unix socket file gets <see cref="FdListenerOptions.UnixSocketMode"/> before
+    /// Binds and listens. A Unix socket file gets <see cref="FdListenerOptions.UnixSocketMode"/> (and
+    /// <see cref="FdListenerOptions.UnixSocketOwner"/>/<see cref="FdListenerOptions.UnixSocketGroup"/>) before
     /// anyone can connect; a leftover socket file is removed only when nothing listens on it; the file
     /// is removed again on dispose.
     /// </summary>
@@ -93,8 +94,10 @@ public sealed class FdListener : IAsyncDisposable
         string name = SocketAddresses.Describe(endPoint);
         ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
         string? unixPath = family == Libc.AF_UNIX && address[2] != 0 ? endPoint.ToString() : null;
+        FileOwnership ownership = FileOwnership.None;
         if (unixPath is not null)
         {
+            ownership = FileOwnership.Resolve(options.UnixSocketOwner, options.UnixSocketGroup, unixPath);
             RemoveStaleSocket(unixPath, address, name);
         }
 
@@ -106,7 +109,7 @@ public sealed class FdListener : IAsyncDisposable
             EndPoint? bound = null;
             for (int i = 0; i < count; i++)
             {
-                SafeFdHandle handle = BindOne(family, address, name, options, endPoint, unixPath);
+                SafeFdHandle handle = BindOne(family, address, name, options, endPoint, unixPath, ownership);
                 sockets.Add(FdChannel.AdoptNew(handle, FdKind.Socket, reactors.Next(), name));
                 if (bound is null)
                 {
@@ -426,10 +429,10 @@ public sealed class FdListener : IAsyncDisposable
             Sys.SetSockOptInt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, 1);
         }
 
-        return new FdConnection(channel, channel, _connectionOptions);
+        return new FdConnection(channel, channel, _connectionOptions, transport: LocalEndPoint is IPEndPoint ? ConnectionTransport.Tcp : ConnectionTransport.Unix);
     }
 
-    private static SafeFdHandle BindOne(int family, byte[] address, string name, FdListenerOptions options, EndPoint endPoint, string? unixPath)
+    private static SafeFdHandle BindOne(int family, byte[] address, string name, FdListenerOptions options, EndPoint endPoint, string? unixPath, FileOwnership ownership)
     {
         int fd = Sys.Socket(family);
         if (fd < 0)
@@ -464,7 +467,13 @@ public sealed class FdListener : IAsyncDisposable
                 throw PipeTransportException.FromResult(r, "bind", name);
             }
 
-            // Nobody can connect before listen(): set the mode in between.
+            // Nobody can connect before listen(): set the owner and the mode in between.
+            if (unixPath is not null && ownership.Apply(unixPath) is { } chownError)
+            {
+                Sys.Unlink(unixPath);
+                throw chownError;
+            }
+
             if (unixPath is not null && (r = Sys.Chmod(unixPath, options.UnixSocketMode)) < 0)
             {
                 Sys.Unlink(unixPath);

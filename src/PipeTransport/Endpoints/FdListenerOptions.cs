@@ -30,6 +30,20 @@ public sealed class FdListenerOptions
     /// </summary>
     public int FdHeadroom { get; set; } = DefaultFdHeadroom;
 
+    /// <summary>
+    /// Owner of a Unix socket file: a user name or a numeric uid, set (like the mode) before the socket
+    /// accepts anyone. Null keeps the process's user. Giving a file away needs <c>CAP_CHOWN</c> (root).
+    /// </summary>
+    public string? UnixSocketOwner { get; set; }
+
+    /// <summary>
+    /// Group of a Unix socket file: a group name or a numeric gid, set before the socket accepts anyone,
+    /// e.g. the group of a reverse proxy together with mode 0660. Null keeps the process's group. Without
+    /// <c>CAP_CHOWN</c> a process can only choose a group it belongs to. Names are resolved before the
+    /// socket is created: an unknown one is a <see cref="PipeTransportException"/> and leaves no file.
+    /// </summary>
+    public string? UnixSocketGroup { get; set; }
+
     /// <summary>Options of accepted connections.</summary>
     public FdConnectionOptions? ConnectionOptions { get; set; }
 

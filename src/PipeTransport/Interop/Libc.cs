@@ -46,6 +46,8 @@ internal static unsafe partial class Libc
     public const int ENETUNREACH = 101;
     public const int EHOSTDOWN = 112;
     public const int EHOSTUNREACH = 113;
+    public const int ESRCH = 3;
+    public const int ERANGE = 34;
 
     // open(2) flags
     public const int O_RDONLY = 0;
@@ -134,6 +136,29 @@ internal static unsafe partial class Libc
     {
         public void* Base;
         public nuint Length;
+    }
+
+    /// <summary><c>struct passwd</c> (glibc); its strings point into the caller's buffer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Passwd
+    {
+        public byte* Name;
+        public byte* Password;
+        public uint UserId;
+        public uint GroupId;
+        public byte* Gecos;
+        public byte* Directory;
+        public byte* Shell;
+    }
+
+    /// <summary><c>struct group</c> (glibc); its strings point into the caller's buffer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Group
+    {
+        public byte* Name;
+        public byte* Password;
+        public uint GroupId;
+        public byte** Members;
     }
 
     [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
@@ -228,6 +253,16 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getdents64", SetLastError = true)]
     public static partial nint GetDents64(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chown(string path, uint owner, uint group);
+
+    // The _r lookups return the error number instead of setting errno.
+    [LibraryImport(Lib, EntryPoint = "getpwnam_r", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int GetPwNam(string name, Passwd* entry, byte* buffer, nuint size, Passwd** result);
+
+    [LibraryImport(Lib, EntryPoint = "getgrnam_r", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int GetGrNam(string name, Group* entry, byte* buffer, nuint size, Group** result);
 
     [LibraryImport(Lib, EntryPoint = "sched_yield")]
     public static partial int SchedYield();

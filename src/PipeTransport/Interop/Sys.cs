@@ -238,6 +238,71 @@ internal static unsafe class Sys
         return (int)Result(r);
     }
 
+    public static int Chown(string path, uint owner, uint group)
+    {
+        int r;
+        while (Interrupted(r = Libc.Chown(path, owner, group))) { }
+        return (int)Result(r);
+    }
+
+    /// <summary>
+    /// A user's uid by name, through the C library (<c>getpwnam_r</c>) so every NSS source counts
+    /// (files, LDAP, systemd-userdb): 1 when found, 0 when there is no such user, else the negated errno.
+    /// </summary>
+    public static int GetUserId(string name, out uint uid) => LookUpName(name, user: true, out uid);
+
+    /// <summary>A group's gid by name (<c>getgrnam_r</c>), with the results of <see cref="GetUserId"/>.</summary>
+    public static int GetGroupId(string name, out uint gid) => LookUpName(name, user: false, out gid);
+
+    private static int LookUpName(string name, bool user, out uint id)
+    {
+        // The entry's strings go into our buffer: ERANGE asks for a bigger one (a group with many members).
+        const int MaxBuffer = 1 << 20;
+        for (int size = 1024; ; )
+        {
+            byte[] buffer = new byte[size];
+            int r;
+            bool found;
+            fixed (byte* b = buffer)
+            {
+                if (user)
+                {
+                    Libc.Passwd entry;
+                    Libc.Passwd* result = null;
+                    r = Libc.GetPwNam(name, &entry, b, (nuint)size, &result);
+                    found = result != null;
+                    id = found ? entry.UserId : 0;
+                }
+                else
+                {
+                    Libc.Group entry;
+                    Libc.Group* result = null;
+                    r = Libc.GetGrNam(name, &entry, b, (nuint)size, &result);
+                    found = result != null;
+                    id = found ? entry.GroupId : 0;
+                }
+            }
+
+            if (found)
+            {
+                return 1;
+            }
+
+            switch (r)
+            {
+                case 0 or Libc.ENOENT or Libc.ESRCH:
+                    return 0; // glibc reports "no such name" as 0; other C libraries use these
+                case Libc.EINTR:
+                    continue;
+                case Libc.ERANGE when size < MaxBuffer:
+                    size *= 2;
+                    continue;
+                default:
+                    return -r;
+            }
+        }
+    }
+
     public static int EpollCreate() => (int)Result(Libc.EpollCreate1(Libc.EPOLL_CLOEXEC));
 
     /// <summary>sched_yield(2): lets the other runnable threads of this CPU run first; returns at once when there are none.</summary>
