@@ -22,13 +22,16 @@ public sealed class FdLimitTests
         Task echoing = ForkTests.EchoServerAsync(echoServer, stopEcho.Token);
 
         // --fork keeps room for the connections it is setting up too (BridgeRunner.ForkFdHeadroom).
-        await using FdExhaustion bridge = FdExhaustion.Start(512, "dotnet",
+        const int limit = 512;
+        await using FdExhaustion bridge = FdExhaustion.Start(limit, "dotnet",
             BridgeProcess.DllPath, "--fork", "-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
         string address = await bridge.WaitLineAsync("listening on ", ct);
         int port = int.Parse(address[(address.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
 
-        // The connections being set up may use most of it; the runtime's part stays free.
-        await bridge.RunAsync(port, EchoAsync, BridgeRunner.ForkFdHeadroom, ct, keptFree: FdListenerOptions.DefaultFdHeadroom);
+        // The connections being set up may use their part of it; the rest stays free. At this limit the
+        // listener keeps at most a quarter of it (FdListenerOptions.FdHeadroom), less than ForkFdHeadroom.
+        int setUpShare = BridgeRunner.ForkFdHeadroom - FdListenerOptions.DefaultFdHeadroom;
+        await bridge.RunAsync(port, EchoAsync, BridgeRunner.ForkFdHeadroom, ct, keptFree: Math.Min(BridgeRunner.ForkFdHeadroom, limit / 4) - setUpShare);
 
         Assert.That(bridge.HasLoaded("MonoPosixHelper"), Is.False);
         Mono.Unix.Native.Syscall.kill(bridge.Pid, Mono.Unix.Native.Signum.SIGTERM);
