@@ -24,6 +24,7 @@ public sealed class FdLimitTests
         Assert.That(server.Output, Does.Not.Contain("fail:"), "Kestrel logged no error");
         Assert.That(server.Output, Does.Contain($"{PipeTransportLog.Category}[21]").And.Contain($"{PipeTransportLog.Category}[22]"),
             "the plug-in logged the fd limit entered and left");
+        TestContext.Out.WriteLine($"FdLimitEntered logged {server.Output.Split($"{PipeTransportLog.Category}[21]").Length - 1} times");
     }
 
     /// <summary>One keep-alive request: <c>GET /</c>, answered "hello" in one chunk.</summary>

@@ -161,12 +161,20 @@ internal static class SoakServer
             // and Kestrel logs an error when it drains the body (on either transport). Kestrel ends the
             // read itself when the client goes.
             var read = await input.ReadAsync();
-            foreach (var segment in read.Buffer)
+            try
             {
-                await output.WriteAsync(segment, context.RequestAborted);
+                foreach (var segment in read.Buffer)
+                {
+                    await output.WriteAsync(segment, context.RequestAborted);
+                }
+            }
+            finally
+            {
+                // Also when the client went away mid-write: a read never advanced leaves the body reader
+                // "in progress", and Kestrel logs an error when it drains the body.
+                input.AdvanceTo(read.Buffer.End);
             }
 
-            input.AdvanceTo(read.Buffer.End);
             if (read.IsCompleted)
             {
                 break;

@@ -42,8 +42,8 @@ public sealed class FdListener : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private readonly int _headroom;
     private readonly Action<FdListenerEvent>? _events;
-    private int _pausedLoops;
-    private long _pausedSince;
+    private int _atFdLimit; // 1 from the first accept that holds back until one that leaves headroom (one stay, however many loops)
+    private long _atFdLimitSince;
     private int _disposed;
 
     /// <summary>
@@ -278,19 +278,24 @@ public sealed class FdListener : IAsyncDisposable
                 }
 
                 int fd = HasHeadroom() ? socket.WithFd(0, static (_, listenFd) => Sys.Accept(listenFd)) : NoHeadroom;
-                if (retryDelay != TimeSpan.Zero && (fd >= 0 || fd == -Libc.EAGAIN))
-                {
-                    retryDelay = TimeSpan.Zero;
-                    OnResumed();
-                }
-
                 if (fd >= 0)
                 {
-                    return CreateConnection(fd);
+                    FdConnection connection = CreateConnection(fd);
+                    if (Volatile.Read(ref _atFdLimit) != 0 && HasHeadroom())
+                    {
+                        LeaveFdLimit(); // the next accept will not hold back: the stay is over
+                    }
+
+                    return connection;
                 }
 
                 if (fd == -Libc.EAGAIN)
                 {
+                    retryDelay = TimeSpan.Zero;
+                    if (Volatile.Read(ref _atFdLimit) != 0)
+                    {
+                        LeaveFdLimit(); // accepting runs: nothing holds it back
+                    }
                     try
                     {
                         await socket.Registration!.Read.WaitAsync(true, cancellationToken).ConfigureAwait(false);
@@ -317,7 +322,7 @@ public sealed class FdListener : IAsyncDisposable
                     if (retryDelay == TimeSpan.Zero)
                     {
                         retryDelay = FirstRetryDelay;
-                        OnPaused(fd == NoHeadroom ? 0 : -fd);
+                        EnterFdLimit(fd == NoHeadroom ? 0 : -fd);
                     }
                     else
                     {
@@ -342,9 +347,9 @@ public sealed class FdListener : IAsyncDisposable
         }
         finally
         {
-            if (retryDelay != TimeSpan.Zero)
+            if (Volatile.Read(ref _disposed) != 0)
             {
-                OnResumed();
+                LeaveFdLimit(); // a stay at the limit ends with the listener
             }
         }
     }
@@ -392,25 +397,25 @@ public sealed class FdListener : IAsyncDisposable
         _events?.Invoke(new FdListenerEvent(FdListenerEventKind.AcceptError, _name, (Errno)errno, TimeSpan.Zero));
     }
 
-    // Accepting paused at the fd limit (the first of this listener's accept loops to pause).
-    private void OnPaused(int errno)
+    // Accepting holds back at the fd limit: the first of a stay, whichever accept loop it is.
+    private void EnterFdLimit(int errno)
     {
-        if (Interlocked.Increment(ref _pausedLoops) == 1)
+        if (Interlocked.Exchange(ref _atFdLimit, 1) == 0)
         {
-            Volatile.Write(ref _pausedSince, Stopwatch.GetTimestamp());
+            Volatile.Write(ref _atFdLimitSince, Stopwatch.GetTimestamp());
             TransportMetrics.FdLimitEntered();
             _events?.Invoke(new FdListenerEvent(FdListenerEventKind.FdLimitEntered, _name, (Errno)errno, TimeSpan.Zero));
         }
     }
 
-    // Accepting resumed (the last of this listener's paused accept loops), or the paused call ended.
-    private void OnResumed()
+    // An accept left headroom (or found nothing waiting): the stay at the limit is over.
+    private void LeaveFdLimit()
     {
-        if (Interlocked.Decrement(ref _pausedLoops) == 0)
+        if (Interlocked.Exchange(ref _atFdLimit, 0) == 1)
         {
-            TimeSpan pausedFor = Stopwatch.GetElapsedTime(Volatile.Read(ref _pausedSince));
+            TimeSpan stay = Stopwatch.GetElapsedTime(Volatile.Read(ref _atFdLimitSince));
             TransportMetrics.FdLimitLeft();
-            _events?.Invoke(new FdListenerEvent(FdListenerEventKind.FdLimitLeft, _name, 0, pausedFor));
+            _events?.Invoke(new FdListenerEvent(FdListenerEventKind.FdLimitLeft, _name, 0, stay));
         }
     }
 
