@@ -126,7 +126,16 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     /// connection is torn down now (which fires <see cref="ConnectionClosed"/>), before Kestrel tries to
     /// drain the request body or write a response to a dead peer.
     /// </summary>
-    internal void OnReset(Exception reason) => _connection.Abort(reason);
+    /// <remarks>
+    /// <see cref="ConnectionClosed"/>'s callbacks run here, before the read's exception reaches Kestrel:
+    /// Kestrel marks the request aborted in them, and a request not marked yet would have its body drained
+    /// through a reader that just failed (Kestrel logs an error for that).
+    /// </remarks>
+    internal void OnReset(Exception reason)
+    {
+        _connection.Abort(reason);
+        _connection.RunClosedCallbacksNow();
+    }
 
     /// <summary>
     /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop

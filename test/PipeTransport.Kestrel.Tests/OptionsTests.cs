@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using NUnit.Framework;
 using PipeTransport.Kestrel;
 
@@ -82,14 +83,7 @@ public class OptionsTests
         var pools = new List<MemoryPool<byte>?>();
         PipeTransportOptions? used = null;
         await using var server = await TestServer.StartAsync(
-            k => k.Listen(IPAddress.Loopback, 0, listen => listen.Use(next => connection =>
-            {
-                lock (pools)
-                {
-                    pools.Add(connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool);
-                }
-                return next(connection);
-            })),
+            k => k.Listen(IPAddress.Loopback, 0, listen => RecordPools(listen, pools)),
             ct,
             o =>
             {
@@ -114,14 +108,7 @@ public class OptionsTests
         using var own = new PinnedBlockMemoryPool(16 * 1024, maxCachedBytes: 1 << 20, evictionPeriod: TimeSpan.FromSeconds(1));
         var pools = new List<MemoryPool<byte>?>();
         await using var server = await TestServer.StartAsync(
-            k => k.Listen(IPAddress.Loopback, 0, listen => listen.Use(next => connection =>
-            {
-                lock (pools)
-                {
-                    pools.Add(connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool);
-                }
-                return next(connection);
-            })),
+            k => k.Listen(IPAddress.Loopback, 0, listen => RecordPools(listen, pools)),
             ct,
             o =>
             {
@@ -137,4 +124,15 @@ public class OptionsTests
             Assert.That(pools, Has.All.SameAs(own));
         }
     }
+
+    /// <summary>Records the memory pool Kestrel hands each connection (its <see cref="IMemoryPoolFeature"/>).</summary>
+    private static void RecordPools(ListenOptions listen, List<MemoryPool<byte>?> pools) =>
+        listen.Use(next => connection =>
+        {
+            lock (pools)
+            {
+                pools.Add(connection.Features.Get<IMemoryPoolFeature>()?.MemoryPool);
+            }
+            return next(connection);
+        });
 }

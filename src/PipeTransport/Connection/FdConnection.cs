@@ -970,6 +970,27 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <see cref="Closed"/>'s callbacks on this thread now if the connection is closed (the run
+    /// queued when it closed then finds them done). For a caller that is application code already and
+    /// must have them run before it goes on.
+    /// </summary>
+    internal void RunClosedCallbacksNow()
+    {
+        CancellationTokenSource? cts;
+        lock (Gate)
+        {
+            if (!_closed)
+            {
+                return;
+            }
+
+            cts = _extras?.ClosedCts;
+        }
+
+        cts?.Cancel();
+    }
+
     /// <summary>For a connection whose maker did not say: a pipe, or a socket whose family the kernel tells (one <c>getsockname</c>).</summary>
     private static ConnectionTransport TransportOf(FdChannel channel) => channel.Kind switch
     {
