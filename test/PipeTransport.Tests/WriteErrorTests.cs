@@ -173,6 +173,9 @@ public class WriteErrorTests
             return (FdConnection.FromFd(new SafeFdHandle(fd0), options), new SafeFdHandle(fd1), null);
         }
 
+        // The kernel's pipe size, so the writes above fill it as they fill a socket's buffer.
+        options = options?.Clone() ?? new FdConnectionOptions();
+        options.PipeCapacity = 0;
         (SafeFdHandle inRead, SafeFdHandle inWrite) = Pipe();
         (SafeFdHandle outRead, SafeFdHandle outWrite) = Pipe();
         return (FdConnection.FromFds(inRead, outWrite, options), outRead, inWrite);

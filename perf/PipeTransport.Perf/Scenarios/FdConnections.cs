@@ -13,6 +13,12 @@ internal static class FdConnections
     /// <summary>The library's defaults, with the run's buffer size as the pool block size.</summary>
     public static FdConnectionOptions Options(RunContext context) => new() { BufferSize = context.Settings.BufferSize };
 
+    /// <summary><see cref="Options"/> with copies between connections through the pipes (<c>UseSplice = false</c>).</summary>
+    public static FdConnectionOptions NoSpliceOptions(RunContext context) => new() { BufferSize = context.Settings.BufferSize, UseSplice = false };
+
+    /// <summary><see cref="Options"/> with every pipe left at the kernel's capacity (<c>PipeCapacity = 0</c>).</summary>
+    public static FdConnectionOptions KernelPipeSizeOptions(RunContext context) => new() { BufferSize = context.Settings.BufferSize, PipeCapacity = 0 };
+
     /// <summary>
     /// <see cref="Options"/> with the application's continuations run inline too (on the reactor
     /// thread): no thread hop per read, at the price of blocking the reactor while the application runs.

@@ -21,10 +21,13 @@ internal sealed class FifoCopyScenario : IScenario
 
     public IReadOnlyList<Variant> Variants { get; } =
     [
-        new("FdConnection Input → Output", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
-        new("FdConnection InputFd → OutputFd (SpliceCopier)", c => RunAsync(c, (c, a, b) => SpliceWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
+        new("FdConnection Input.CopyToAsync(Output)", c => RunAsync(c, (c, a, b) => CopyToWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
+        new("FdConnection ReadAsync/Write/FlushAsync loop", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.Options(c)))),
         new("FileStream.CopyToAsync", c => RunAsync(c, CopyWithFileStreamsAsync), 1.0),
         new("cat A > B", c => RunAsync(c, CopyWithCatAsync), 1.0),
+        new("FdConnection InputFd → OutputFd (SpliceCopier)", c => RunAsync(c, (c, a, b) => SpliceWithFdConnectionAsync(c, a, b, FdConnections.Options(c))), Extra: true),
+        new("FdConnection Input.CopyToAsync(Output), UseSplice = false", c => RunAsync(c, (c, a, b) => CopyToWithFdConnectionAsync(c, a, b, FdConnections.NoSpliceOptions(c))), Extra: true),
+        new("FdConnection, PipeCapacity = 0 (kernel default)", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.KernelPipeSizeOptions(c))), Extra: true),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.InlineOptions(c))), Extra: true),
         new("FdConnection, ReactorPolling.DedicatedThread", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.DedicatedOptions(c))), Extra: true),
         new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunAsync(c, (c, a, b) => CopyWithFdConnectionAsync(c, a, b, FdConnections.HandOffOptions(c))), Extra: true),
@@ -71,6 +74,15 @@ internal sealed class FifoCopyScenario : IScenario
         await reader.WaitForSuccessAsync(context.CancellationToken);
         FifoRun.Verify(context, Convert.ToUInt64(done[1], 16), long.Parse(done[2]));
         return Sample.Throughput(context.Size, start, long.Parse(done[0]));
+    }
+
+    /// <summary>The obvious user code: the library decides how the bytes move (splice when it can).</summary>
+    private static async Task CopyToWithFdConnectionAsync(RunContext context, string source, string destination, FdConnectionOptions options)
+    {
+        var ct = context.CancellationToken;
+        await using var connection = await FdConnection.OpenFifoAsync(source, destination, options, ct);
+        await connection.Input.CopyToAsync(connection.Output, ct);
+        await connection.Output.CompleteAsync();
     }
 
     private static async Task CopyWithFdConnectionAsync(RunContext context, string source, string destination, FdConnectionOptions options)

@@ -26,6 +26,7 @@ internal sealed class FifoReadScenario : IScenario
         new("FdConnection.Input", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.Options(c)))),
         new("FileStream + PipeReader.Create", c => RunAsync(c, ReadWithStreamPipeReaderAsync), 1.0),
         new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 0.9),
+        new("FdConnection, PipeCapacity = 0 (kernel default)", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.KernelPipeSizeOptions(c))), Extra: true),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.InlineOptions(c))), Extra: true),
         new("FdConnection, ReactorPolling.DedicatedThread", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.DedicatedOptions(c))), Extra: true),
         new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.HandOffOptions(c))), Extra: true),

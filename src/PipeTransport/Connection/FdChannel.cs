@@ -18,6 +18,7 @@ internal sealed class FdChannel : Registration
     private bool _registered;
     private string? _name;
     private int _closed;
+    private int _grownPipeBytes;
 
     private FdChannel(SafeHandle handle, int fd, FdKind kind, bool disposeHandle, string? name)
         : base(fd)
@@ -51,6 +52,15 @@ internal sealed class FdChannel : Registration
     public string Name => _name ??= $"fd {Fd}";
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>Grows a pipe's kernel buffer towards <paramref name="capacity"/> (<see cref="PipeCapacity.Grow"/>); given back at close.</summary>
+    public void GrowPipe(int capacity)
+    {
+        if (Kind == FdKind.Pipe && capacity > 0 && _grownPipeBytes == 0)
+        {
+            _grownPipeBytes = WithFd(capacity, static (c, fd) => PipeCapacity.Grow(fd, c));
+        }
+    }
 
     /// <summary>Registers an fd this library just created non-blocking and <c>O_CLOEXEC</c> (a socket, an accepted connection).</summary>
     public static FdChannel AdoptNew(SafeFdHandle handle, FdKind kind, EpollReactor reactor, string? name = null)
@@ -157,6 +167,8 @@ internal sealed class FdChannel : Registration
         {
             Handle.Dispose();
         }
+
+        PipeCapacity.Release(Math.Max(_grownPipeBytes, 0));
     }
 
     /// <summary>

@@ -67,6 +67,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
+        LendsReadThread = _inline && input.Kind == FdKind.Pipe;
+        input.GrowPipe(options.PipeCapacity);
+        if (output != input)
+        {
+            output.GrowPipe(options.PipeCapacity);
+        }
+
         _inputReader = new InputReader(this);
         _transport = transport != ConnectionTransport.Unknown ? transport : TransportOf(input);
         TransportMetrics.ConnectionOpened(_transport);
@@ -463,6 +470,175 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     internal void UnparkReceive() => Interlocked.CompareExchange(ref _receiveState, NotStarted, Parked);
 
     /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
+    /// <summary>Bytes Input's copies moved inside the kernel (<see cref="TrySpliceTo"/>), once each copy ended.</summary>
+    internal long SplicedBytes => Volatile.Read(ref _extras)?.SplicedBytes ?? 0;
+
+    /// <summary>Input's reads may run the receive loop's next turn on the application's thread (<see cref="TryRunReceiveTurn"/>).</summary>
+    internal bool LendsReadThread { get; }
+
+    /// <summary>
+    /// Runs the receive loop's next turn on this thread, now, if the loop waits for a readiness edge
+    /// while the fd already holds bytes (the edge is on its way to the reactor thread; taking it here
+    /// saves the hand-over). The loop stays the fd's one reader: a spurious edge only makes it ask again.
+    /// </summary>
+    /// <returns>Whether a turn ran.</returns>
+    internal bool TryRunReceiveTurn()
+    {
+        Reactor.ReadinessSlot read = _in.Read;
+        if (Volatile.Read(ref _receiveState) != Running || !read.IsWaiting || Sys.BytesAvailable(_options.Syscalls, _in.Fd) <= 0)
+        {
+            return false;
+        }
+
+        read.Signal();
+        return true;
+    }
+
+    /// <summary>
+    /// <c>Input.CopyToAsync(destination)</c> inside the kernel: when <paramref name="destination"/> is the
+    /// Output of a connection (this one included), both fds are pipes or sockets on epoll, nothing was
+    /// read from this fd yet and nothing flushed to that one is unsent, a <see cref="SpliceCopier"/> moves
+    /// the bytes and this direction's receive loop never starts. Semantics are the pipes' copy: it ends
+    /// at EOF (Input then reads completed), leaves <paramref name="destination"/> open, and a write error
+    /// ends the destination's send direction with that error and is thrown.
+    /// </summary>
+    /// <returns>The copy, or null when it must go through the pipes.</returns>
+    internal Task? TrySpliceTo(PipeWriter destination, CancellationToken cancellationToken)
+    {
+        if (!_options.UseSplice || destination is not OutputWriter { Owner: { } target } output
+            || !_in.Pollable || _in.Kind is not (FdKind.Pipe or FdKind.Socket)
+            || !target._out.Pollable || target._out.Kind is not (FdKind.Pipe or FdKind.Socket)
+            || Volatile.Read(ref _receiveState) != NotStarted || !output.IdleForSplice)
+        {
+            return null;
+        }
+
+        SpliceCopier copier;
+        try
+        {
+            copier = new SpliceCopier(InputFd, target.OutputFd, SpliceCopier.DefaultChunkSize, _in.Name, target._out.Name);
+        }
+        catch (PipeTransportException)
+        {
+            return null; // no fd for the intermediate pipe: the pipes need none
+        }
+
+        if (Interlocked.CompareExchange(ref _receiveState, Running, NotStarted) != NotStarted)
+        {
+            copier.Dispose();
+            return null;
+        }
+
+        _ = InputPipe;
+        Extras extras = EnsureExtras();
+        // The copy also stops when the destination closes (its disposal or abort): a wait on this fd would not see it.
+        extras.SpliceStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, target.Closed);
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        extras.ReceiveTask = ReceiveBySpliceAsync(copier, target, output, copied, cancellationToken);
+        return copied.Task;
+    }
+
+    /// <summary>
+    /// The receive direction while a splice copy holds it (<see cref="TrySpliceTo"/>). At EOF or an error of
+    /// this fd it ends like the receive loop; when the caller cancels or the destination fails, what the
+    /// copier still holds goes into Input and the receive loop takes over, so Input stays readable.
+    /// </summary>
+    private async Task ReceiveBySpliceAsync(SpliceCopier copier, FdConnection target, OutputWriter output, TaskCompletionSource copied, CancellationToken cancellationToken)
+    {
+        CancellationTokenSource stop = _extras!.SpliceStop!;
+        Exception? error = null, destinationError = null;
+        bool eof = false, destinationGone = false, sourceAdded = false, destinationAdded = false;
+        try
+        {
+            // Neither fd may close (and its number be reused) under a splice call; disposal waits for the copy.
+            _in.Handle.DangerousAddRef(ref sourceAdded);
+            target._out.Handle.DangerousAddRef(ref destinationAdded);
+            await copier.CopyToEndAsync(stop.Token).ConfigureAwait(false);
+            eof = true;
+        }
+        catch (Exception e) when (copier.DestinationFailed && e is PipeTransportException or FdConnectionResetException)
+        {
+            destinationError = e;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException && !cancellationToken.IsCancellationRequested
+            && target._out.IsClosed && Volatile.Read(ref _receiveState) == Running)
+        {
+            destinationGone = true; // disposed: as a pipe's copy finds its destination completed
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        finally
+        {
+            _extras!.SplicedBytes += copier.BytesCopied;
+            TransportMetrics.Received((nint)copier.BytesCopied);
+            TransportMetrics.Sent((nint)copier.BytesCopied);
+            if (destinationAdded)
+            {
+                target._out.Handle.DangerousRelease();
+            }
+
+            if (sourceAdded)
+            {
+                _in.Handle.DangerousRelease();
+            }
+        }
+
+        bool cancelled = error is OperationCanceledException && cancellationToken.IsCancellationRequested
+            && Volatile.Read(ref _receiveState) == Running;
+        if (!cancelled && destinationError is null && !destinationGone)
+        {
+            copier.Dispose();
+            Exception? end = FinishReceive(eof, error);
+            _extras.SpliceStop = null;
+            stop.Dispose();
+            if (end is null)
+            {
+                copied.SetResult();
+            }
+            else
+            {
+                copied.SetException(end);
+            }
+
+            return;
+        }
+
+        // The copy stops but Input goes on: bytes the copier took from this fd come first in Input.
+        PipeWriter writer = _input!.Writer;
+        int taken;
+        while ((taken = copier.TakeBuffered(writer.GetMemory())) > 0)
+        {
+            writer.Advance(taken);
+        }
+
+        copier.Dispose();
+        _extras.SpliceStop = null;
+        stop.Dispose();
+        if (destinationError is not null)
+        {
+            output.FailFromSplice(destinationError);
+            if (output.SendTask is { } send)
+            {
+                await send.ConfigureAwait(false);
+            }
+
+            copied.SetException(output.TakeUnreported() ?? destinationError);
+        }
+        else if (destinationGone)
+        {
+            copied.SetResult();
+        }
+        else
+        {
+            copied.SetCanceled(cancellationToken);
+        }
+
+        await writer.FlushAsync().ConfigureAwait(false);
+        await ReceiveLoopAsync().ConfigureAwait(false);
+    }
+
     internal void EnsureReceiving()
     {
         int state = Volatile.Read(ref _receiveState);
@@ -503,6 +679,10 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 _input!.Writer.CancelPendingFlush();
+                if (Volatile.Read(ref _extras)?.SpliceStop is { } spliceStop)
+                {
+                    spliceStop.Cancel(); // a splice copy holds the direction: it stops at its next wait
+                }
             }
             else
             {
@@ -555,7 +735,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             if (_outputWriter is null)
             {
-                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue, _options.ApplicationScheduler);
+                var writer = new OutputWriter(new Pipe(_options.OutputPipeOptions(_inline)), _inline ? _options.PoolSendThreshold : int.MaxValue, _options.ApplicationScheduler, this);
                 if (_sendState == NotStarted)
                 {
                     _sendState = Running;
@@ -700,6 +880,15 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             error = e;
         }
 
+        FinishReceive(eof, error);
+    }
+
+    /// <summary>
+    /// The end of the receive direction, from inside its loop (or splice copy): EOF, an error of the fd,
+    /// or an end from outside. Completes Input's pipe with what a read should report, which it returns.
+    /// </summary>
+    private Exception? FinishReceive(bool eof, Exception? error)
+    {
         // Ended from outside (Input.Complete, an abort, disposal): what woke the loop is not an error of the fd.
         bool endedFromOutside = Interlocked.Exchange(ref _receiveState, Ended) == Ending;
         Exception? reason = AbortReason;
@@ -713,7 +902,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             OnLoopError(error);
         }
 
-        writer.Complete(reason ?? (endedFromOutside ? null : error));
+        Exception? end = reason ?? (endedFromOutside ? null : error);
+        _input!.Writer.Complete(end);
         OnReceiveEnded(eof);
         if (reason is null && error is FdConnectionResetException && _in == _out)
         {
@@ -721,6 +911,8 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
             // the application's next write.
             EndOnReset(error);
         }
+
+        return end;
     }
 
     private async Task SendLoopAsync(OutputWriter output)
@@ -751,6 +943,11 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                     continue;
                 }
 
+                if (result.IsCanceled && output.TakeSpliceFailure() is { } spliceFailure)
+                {
+                    throw spliceFailure; // a splice into this fd failed: the direction ends as if this loop's write had
+                }
+
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 unsent = !buffer.IsEmpty;
                 if (result.IsCanceled && !result.IsCompleted)
@@ -774,6 +971,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 if (n >= 0)
                 {
                     TransportMetrics.Sent(n);
+                    Volatile.Write(ref output.SentBytes, output.SentBytes + n);
                     reader.AdvanceTo(buffer.GetPosition(n));
                     if (coalesce)
                     {
@@ -1027,5 +1225,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         public int PeerCredentialsState;
         public PeerCredentials PeerCredentials;
         public IConnectionObserver? Observer;
+        public CancellationTokenSource? SpliceStop;
+        public long SplicedBytes;
     }
 }

@@ -81,6 +81,24 @@ public sealed class FdConnectionOptions
     /// </summary>
     public bool KeepFifoReaderOpen { get; set; }
 
+    /// <summary>
+    /// The kernel buffer asked for each pipe or FIFO fd of a connection, opened or adopted
+    /// (<c>F_SETPIPE_SZ</c>): a bigger buffer means fewer wake-ups per megabyte for this side and the
+    /// peer. Default <see cref="global::PipeTransport.PipeCapacity.DefaultConnectionCapacity"/>, capped at
+    /// <c>/proc/sys/fs/pipe-max-size</c>. A pipe is never shrunk, and the process stops growing pipes once
+    /// the bytes it added reach <c>/proc/sys/fs/pipe-user-pages-soft</c>'s worth; pipes past that keep the
+    /// kernel's size. 0 leaves every pipe as it is.
+    /// </summary>
+    public int PipeCapacity { get; set; } = global::PipeTransport.PipeCapacity.DefaultConnectionCapacity;
+
+    /// <summary>
+    /// Let <c>Input.CopyToAsync(otherConnection.Output)</c> move the bytes inside the kernel with
+    /// <c>splice(2)</c> when both fds are pipes or sockets and nothing is buffered on either side (see
+    /// <see cref="SpliceCopier"/>); the copy's semantics are those of the pipes' copy. Default true; false
+    /// always copies through the pipes.
+    /// </summary>
+    public bool UseSplice { get; set; } = true;
+
     /// <summary>Set <c>TCP_NODELAY</c> on TCP connections. Default true.</summary>
     public bool NoDelay { get; set; } = true;
 
@@ -156,6 +174,7 @@ public sealed class FdConnectionOptions
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(BufferSize, 1024, nameof(BufferSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(PoolSendThreshold, 1, nameof(PoolSendThreshold));
+        ArgumentOutOfRangeException.ThrowIfNegative(PipeCapacity, nameof(PipeCapacity));
         ArgumentOutOfRangeException.ThrowIfNegative(InputResumeThreshold, nameof(InputResumeThreshold));
         ArgumentOutOfRangeException.ThrowIfNegative(OutputResumeThreshold, nameof(OutputResumeThreshold));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(InputResumeThreshold, InputPauseThreshold, nameof(InputResumeThreshold));

@@ -42,13 +42,47 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
     /// <param name="pipe">Output's pipe; its writer side resumes inline (this writer schedules the application).</param>
     /// <param name="poolSendThreshold">Flushes of at least this many bytes run the send loop on the pool; int.MaxValue: never.</param>
     /// <param name="applicationScheduler">Where a flush that waited resumes the application.</param>
-    public OutputWriter(Pipe pipe, int poolSendThreshold, PipeScheduler applicationScheduler)
+    /// <param name="owner">The connection whose send direction this is.</param>
+    public OutputWriter(Pipe pipe, int poolSendThreshold, PipeScheduler applicationScheduler, FdConnection owner)
     {
+        Owner = owner;
         Pipe = pipe;
         _inner = pipe.Writer;
         _poolSendThreshold = poolSendThreshold;
         _applicationScheduler = applicationScheduler;
     }
+
+    /// <summary>The connection whose send direction this is.</summary>
+    public FdConnection Owner { get; }
+
+    /// <summary>Bytes the application flushed into the pipe (written by its calls).</summary>
+    public long FlushedBytes => Volatile.Read(ref _flushedBytes);
+
+    /// <summary>Bytes the send loop wrote to the fd (written by the send loop): equal to <see cref="FlushedBytes"/> when the pipe is empty.</summary>
+    public long SentBytes;
+
+    /// <summary>
+    /// Nothing the application wrote waits to be sent: a splice may write the fd now without
+    /// overtaking it (the send loop waits on an empty pipe until the next flush).
+    /// </summary>
+    public bool IdleForSplice => !_completed && (Volatile.Read(ref _use) & Released) == 0 && _inner.UnflushedBytes == 0
+        && FlushedBytes == Volatile.Read(ref SentBytes);
+
+    private long _flushedBytes;
+    private Exception? _spliceFailure;
+
+    /// <summary>
+    /// A splice into this direction's fd (<see cref="FdConnection.TrySpliceTo"/>) failed on the fd: the send
+    /// loop, the direction's owner, ends the direction with <paramref name="error"/> as if its own write had.
+    /// </summary>
+    public void FailFromSplice(Exception error)
+    {
+        Volatile.Write(ref _spliceFailure, error);
+        Pipe.Reader.CancelPendingRead();
+    }
+
+    /// <summary>For the send loop: the error a splice handed over, if any.</summary>
+    public Exception? TakeSpliceFailure() => Interlocked.Exchange(ref _spliceFailure, null);
 
     /// <summary>Output's pipe (its reader belongs to the send loop).</summary>
     public Pipe Pipe { get; }
@@ -135,7 +169,9 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
         try
         {
-            return Reporting(Counted(_inner.UnflushedBytes >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken)));
+            long unflushed = _inner.UnflushedBytes;
+            Volatile.Write(ref _flushedBytes, _flushedBytes + unflushed);
+            return Reporting(Counted(unflushed >= _poolSendThreshold ? BulkFlush(cancellationToken) : _inner.FlushAsync(cancellationToken)));
         }
         catch (Exception e)
         {
@@ -157,7 +193,9 @@ internal sealed class OutputWriter : PipeWriter, IThreadPoolWorkItem
 
         try
         {
-            if (_inner.UnflushedBytes + source.Length < _poolSendThreshold)
+            long unflushed = _inner.UnflushedBytes + source.Length;
+            Volatile.Write(ref _flushedBytes, _flushedBytes + unflushed);
+            if (unflushed < _poolSendThreshold)
             {
                 return Reporting(Counted(_inner.WriteAsync(source, cancellationToken)));
             }

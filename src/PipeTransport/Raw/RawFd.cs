@@ -47,6 +47,9 @@ public sealed class RawFd : IDisposable
     /// <summary>What the fd is (from <c>fstat</c> when it was adopted).</summary>
     internal Connection.FdKind Kind => _channel.Kind;
 
+    /// <summary>The fd was closed (a splice must not write a number that may be reused).</summary>
+    internal bool IsClosed => _channel.IsClosed;
+
     /// <summary>Whether the fd goes through epoll (false for regular files and other non-pollable fds).</summary>
     public bool IsPollable => _channel.Pollable;
 

@@ -46,7 +46,7 @@ public sealed class SpliceCopier : IDisposable
     private int _sourceFd = -1;
     private int _destinationFd = -1;
     private Outcome _outcome;
-    private PipeTransportException? _error;
+    private Exception? _error;
     private long _bytesCopied;
     private int _running;
 
@@ -96,6 +96,24 @@ public sealed class SpliceCopier : IDisposable
 
     /// <summary>Bytes written to the destination so far (safe to read from any thread).</summary>
     public long BytesCopied => Volatile.Read(ref _bytesCopied);
+
+    /// <summary>The last failure was the destination's (a write); otherwise the source's.</summary>
+    internal bool DestinationFailed { get; private set; }
+
+    /// <summary>
+    /// After a copy stopped (cancelled): reads into <paramref name="buffer"/> what the intermediate pipe still
+    /// holds, bytes taken from the source that never reached the destination; 0 when it holds none.
+    /// </summary>
+    internal int TakeBuffered(Memory<byte> buffer)
+    {
+        if (_bufferRead is null || _buffered == 0)
+            return 0;
+        nint n = Sys.Read(LinuxSyscalls.Instance, _bufferRead.Fd, buffer);
+        if (n <= 0)
+            return 0;
+        _buffered -= (int)n;
+        return (int)n;
+    }
 
     /// <summary>True when the bytes go through an intermediate pipe (neither end is a pipe).</summary>
     public bool UsesIntermediatePipe => _bufferRead is not null;
@@ -171,6 +189,13 @@ public sealed class SpliceCopier : IDisposable
 
     private void Move()
     {
+        if (_destination.IsClosed)
+        {
+            // Its owner closed it under the copy (the number may be reused at any moment).
+            _error = new ObjectDisposedException(_destinationName, $"{_destinationName} was closed during the copy.");
+            _outcome = Outcome.Failed;
+            return;
+        }
         if (_bufferRead is null) MoveDirect();
         else MoveThroughBuffer();
     }
@@ -205,7 +230,7 @@ public sealed class SpliceCopier : IDisposable
             if (n != -Libc.EAGAIN)
             {
                 // A pipe source rarely fails, and EPIPE is always the writing side.
-                Fail(n, n == -Libc.EPIPE || _sourceIsPipe ? _destinationName : _sourceName);
+                Fail(n, destination: n == -Libc.EPIPE || _sourceIsPipe);
                 return;
             }
             if (sourceReadable)
@@ -251,7 +276,7 @@ public sealed class SpliceCopier : IDisposable
                 }
                 // The intermediate pipe holds bytes, so EAGAIN can only mean the destination is full.
                 if (n == -Libc.EAGAIN) _outcome = Outcome.DestinationFull;
-                else Fail(n == 0 ? -Libc.EPIPE : n, _destinationName);
+                else Fail(n == 0 ? -Libc.EPIPE : n, destination: true);
                 return;
             }
             if (_sourceEnded)
@@ -272,15 +297,16 @@ public sealed class SpliceCopier : IDisposable
             }
             // The intermediate pipe is empty, so EAGAIN can only mean the source has nothing.
             if (read == -Libc.EAGAIN) _outcome = Outcome.SourceEmpty;
-            else Fail(read, _sourceName);
+            else Fail(read, destination: false);
             return;
         }
         _outcome = Outcome.Progress;
     }
 
-    private void Fail(nint negatedErrno, string target)
+    private void Fail(nint negatedErrno, bool destination)
     {
-        _error = PipeTransportException.FromResult(negatedErrno, "splice", target);
+        DestinationFailed = destination;
+        _error = PipeTransportException.FromResult(negatedErrno, "splice", destination ? _destinationName : _sourceName);
         _outcome = Outcome.Failed;
     }
 }
