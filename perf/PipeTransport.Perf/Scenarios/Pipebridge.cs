@@ -13,6 +13,9 @@ internal static class Pipebridge
 {
     private static readonly Lazy<string> Dll = new(Locate);
 
+    /// <summary>The built pipebridge.dll (run with <c>dotnet</c>).</summary>
+    public static string DllPath => Dll.Value;
+
     /// <summary>
     /// Runs <c>pipebridge -u [-b SIZE] --engine ENGINE FROM TO</c> to completion and returns its CPU time
     /// (user + system, start-up included); throws on a non-zero exit.

@@ -17,6 +17,7 @@ internal static class ScenarioCatalog
         new IdleMemoryScenario(),
         new BridgeFifoScenario(),
         new BridgeTcpUnixScenario(),
+        new BridgeScriptScenario(),
         .. KestrelScenarios.All,
     ];
 
@@ -24,7 +25,7 @@ internal static class ScenarioCatalog
     {
         ["fifo"] = ["fifo-read", "fifo-copy"],
         ["sockets"] = ["tcp", "unix", "pingpong-tcp", "pingpong-unix", "idle-tcp"],
-        ["bridge"] = ["bridge-fifo", "bridge-tcp-unix"],
+        ["bridge"] = ["bridge-fifo", "bridge-tcp-unix", "bridge-script"],
         ["kestrel"] = KestrelScenarios.All.Select(s => s.Name).ToArray(),
         ["all"] = All.Select(s => s.Name).ToArray(),
     };
