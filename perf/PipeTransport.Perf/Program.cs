@@ -28,6 +28,8 @@ internal static class Program
                     return FifoWriter.Run(args[1], long.Parse(args[2], inv), int.Parse(args[3], inv), int.Parse(args[4], inv), int.Parse(args[5], inv));
                 case "reader" when args.Length == 4:
                     return FifoReader.Run(args[1], int.Parse(args[2], inv), int.Parse(args[3], inv));
+                case "fresh-reader" when args.Length == 4:
+                    return await FreshFifoReader.RunAsync(args[1], args[2], int.Parse(args[3], inv));
                 case "tcp-writer" when args.Length == 4:
                     return TcpWriter.Run(long.Parse(args[1], inv), int.Parse(args[2], inv), int.Parse(args[3], inv));
                 case "unix-reader" when args.Length == 3:

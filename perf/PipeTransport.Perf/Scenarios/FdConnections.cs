@@ -82,12 +82,12 @@ internal static class FdConnections
     };
 
     /// <summary>A connection whose Input reads the FIFO at <paramref name="path"/>.</summary>
-    public static async Task<FdConnection> OpenFifoReaderAsync(string path, FdConnectionOptions options, RunContext context)
+    public static async Task<FdConnection> OpenFifoReaderAsync(string path, FdConnectionOptions options, CancellationToken cancellationToken)
     {
         // OpenFifoAsync opens a pair; a lone read end is adopted, opened the way the baselines open
         // theirs (a blocking open, outside the timed window).
         var handle = await FifoRun.OpenBlockingAsync(
-            () => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), context.CancellationToken);
+            () => File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), cancellationToken);
         return FdConnection.FromFd(handle, options);
     }
 }

@@ -32,7 +32,7 @@ internal sealed class FifoReadScenario : IScenario
         new("FdConnection, ReactorPolling.HandOffToThreadPool", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.HandOffOptions(c))), Extra: true),
     ];
 
-    private static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)
+    internal static async Task<Sample> RunAsync(RunContext context, Func<RunContext, string, StreamHash, Task<long>> read)
     {
         FifoRun.PrepareExpectedHash(context);
         string path = FifoRun.NewFifo(context, "read.fifo");
@@ -46,29 +46,58 @@ internal sealed class FifoReadScenario : IScenario
 
     private static async Task<long> ReadWithFdConnectionAsync(RunContext context, string path, StreamHash hash, FdConnectionOptions options)
     {
-        await using var connection = await FdConnections.OpenFifoReaderAsync(path, options, context);
+        await using var connection = await FdConnections.OpenFifoReaderAsync(path, options, context.CancellationToken);
         var input = connection.Input;
         return await hash.AppendToEndAsync(input, context.CancellationToken);
     }
 
-    private static async Task<long> ReadWithStreamPipeReaderAsync(RunContext context, string path, StreamHash hash)
+    private static Task<long> ReadWithStreamPipeReaderAsync(RunContext context, string path, StreamHash hash) =>
+        ReadWithStreamPipeReaderAsync(path, hash, context.Settings.BufferSize, context.CancellationToken);
+
+    private static Task<long> ReadWithSyscallLoopAsync(RunContext context, string path, StreamHash hash) =>
+        ReadWithSyscallLoopAsync(path, hash, context.Settings.BufferSize, context.CancellationToken);
+
+    /// <summary>
+    /// Reads the FIFO at <paramref name="path"/> to its end the way <paramref name="method"/> names
+    /// (<c>fdconnection</c>, <c>filestream</c>, <c>raw</c>), hashing every byte; returns the end timestamp.
+    /// For the fresh-process child (<see cref="FifoReadFreshScenario"/>).
+    /// </summary>
+    internal static async Task<long> ReadAsync(string method, string path, StreamHash hash, int bufferSize, CancellationToken ct)
+    {
+        switch (method)
+        {
+            case "fdconnection":
+                await using (var connection = await FdConnections.OpenFifoReaderAsync(path, new FdConnectionOptions { BufferSize = bufferSize }, ct))
+                {
+                    return await hash.AppendToEndAsync(connection.Input, ct);
+                }
+
+            case "filestream":
+                return await ReadWithStreamPipeReaderAsync(path, hash, bufferSize, ct);
+            case "raw":
+                return await ReadWithSyscallLoopAsync(path, hash, bufferSize, ct);
+            default:
+                throw new ArgumentException($"unknown read method '{method}'", nameof(method));
+        }
+    }
+
+    private static async Task<long> ReadWithStreamPipeReaderAsync(string path, StreamHash hash, int bufferSize, CancellationToken ct)
     {
         // bufferSize 0: no FileStream buffer under the PipeReader's own; the reader's segments are as
         // large as every other variant's buffer (the defaults, 4 KiB each, would be far slower).
         await using var stream = await FifoRun.OpenBlockingAsync(
-            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0),
-            context.CancellationToken);
+            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0), ct);
         var input = PipeReader.Create(stream, new StreamPipeReaderOptions(
-            bufferSize: context.Settings.BufferSize, minimumReadSize: Math.Min(context.Settings.BufferSize, 4096)));
-        return await hash.AppendToEndAsync(input, context.CancellationToken);
+            bufferSize: bufferSize, minimumReadSize: Math.Min(bufferSize, 4096)));
+        return await hash.AppendToEndAsync(input, ct);
     }
 
-    private static async Task<long> ReadWithSyscallLoopAsync(RunContext context, string path, StreamHash hash)
+    private static async Task<long> ReadWithSyscallLoopAsync(string path, StreamHash hash, int bufferSize, CancellationToken ct)
     {
         // A FileStream without a buffer: each Read is exactly one read(2) into our buffer.
         using var stream = await FifoRun.OpenBlockingAsync(
-            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0), context.CancellationToken);
-        var buffer = GC.AllocateUninitializedArray<byte>(context.Settings.BufferSize, pinned: true);
+            () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0), ct);
+        var buffer = GC.AllocateUninitializedArray<byte>(bufferSize, pinned: true);
         int n;
         while ((n = stream.Read(buffer)) > 0)
         {

@@ -9,6 +9,7 @@ internal static class ScenarioCatalog
     public static readonly IReadOnlyList<IScenario> All =
     [
         new FifoReadScenario(),
+        new FifoReadFreshScenario(),
         new FifoCopyScenario(),
         new SocketThroughputScenario(SocketKind.Tcp),
         new SocketThroughputScenario(SocketKind.Unix),
@@ -23,7 +24,7 @@ internal static class ScenarioCatalog
 
     public static readonly IReadOnlyDictionary<string, string[]> Groups = new Dictionary<string, string[]>
     {
-        ["fifo"] = ["fifo-read", "fifo-copy"],
+        ["fifo"] = ["fifo-read", "fifo-read-fresh", "fifo-copy"],
         ["sockets"] = ["tcp", "unix", "pingpong-tcp", "pingpong-unix", "idle-tcp"],
         ["bridge"] = ["bridge-fifo", "bridge-tcp-unix", "bridge-script"],
         ["kestrel"] = KestrelScenarios.All.Select(s => s.Name).ToArray(),
