@@ -67,7 +67,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
 
         // Blocking (non-pollable) fds must not run their loops on the reactor or inside the application's calls.
         _inline = options.InlineTransportScheduling && input.Pollable && output.Pollable;
-        LendsReadThread = _inline && input.Kind == FdKind.Pipe;
         input.GrowPipe(options.PipeCapacity);
         if (output != input)
         {
@@ -472,27 +471,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
     /// <summary>Bytes Input's copies moved inside the kernel (<see cref="TrySpliceTo"/>), once each copy ended.</summary>
     internal long SplicedBytes => Volatile.Read(ref _extras)?.SplicedBytes ?? 0;
-
-    /// <summary>Input's reads may run the receive loop's next turn on the application's thread (<see cref="TryRunReceiveTurn"/>).</summary>
-    internal bool LendsReadThread { get; }
-
-    /// <summary>
-    /// Runs the receive loop's next turn on this thread, now, if the loop waits for a readiness edge
-    /// while the fd already holds bytes (the edge is on its way to the reactor thread; taking it here
-    /// saves the hand-over). The loop stays the fd's one reader: a spurious edge only makes it ask again.
-    /// </summary>
-    /// <returns>Whether a turn ran.</returns>
-    internal bool TryRunReceiveTurn()
-    {
-        Reactor.ReadinessSlot read = _in.Read;
-        if (Volatile.Read(ref _receiveState) != Running || !read.IsWaiting || Sys.BytesAvailable(_options.Syscalls, _in.Fd) <= 0)
-        {
-            return false;
-        }
-
-        read.Signal();
-        return true;
-    }
 
     /// <summary>
     /// <c>Input.CopyToAsync(destination)</c> inside the kernel: when <paramref name="destination"/> is the

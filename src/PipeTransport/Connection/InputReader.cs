@@ -53,7 +53,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
         try
         {
-            return _pipe is { } pipe && !_ownResult ? ReadPipe(pipe, cancellationToken) : ReadWhileIdle(cancellationToken);
+            return _pipe is { } pipe && !_ownResult ? pipe.ReadAsync(cancellationToken) : ReadWhileIdle(cancellationToken);
         }
         catch
         {
@@ -267,24 +267,6 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         }
 
         return _pipe!.TryRead(out result);
-    }
-
-    /// <summary>
-    /// A read once the pipe serves. A pipe fd wakes its reader on every write, so when the application
-    /// finds Input empty while the fd holds bytes, it lends its thread to the receive loop for one turn
-    /// rather than wait for the reactor to read them and hand them over (a thread hop per write).
-    /// </summary>
-    private ValueTask<ReadResult> ReadPipe(PipeReader pipe, CancellationToken cancellationToken)
-    {
-        if (_connection.LendsReadThread && !cancellationToken.IsCancellationRequested)
-        {
-            if (pipe.TryRead(out ReadResult result) || (_connection.TryRunReceiveTurn() && pipe.TryRead(out result)))
-            {
-                return new ValueTask<ReadResult>(result);
-            }
-        }
-
-        return pipe.ReadAsync(cancellationToken);
     }
 
     private ValueTask<ReadResult> ReadWhileIdle(CancellationToken cancellationToken)
