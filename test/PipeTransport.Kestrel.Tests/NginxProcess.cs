@@ -171,7 +171,8 @@ internal sealed class NginxProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static string RepositoryRoot()
+    /// <summary>The checkout's root (the folder with docs/), found above the test binaries.</summary>
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

@@ -77,27 +77,38 @@ public sealed class NginxTests
         }
 
         // A WebSocket: nginx passes the upgrade on (proxy_http_version 1.1, Upgrade and Connection headers).
+        // Text and binary messages come back intact and of their type; a 1 MiB one spans many frames and buffers.
         using var ws = new ClientWebSocket();
         await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{proxy.Port}/ws"), ct);
-        var messages = new[] { "one", "two", new string('x', 100_000) };
-        var received = new List<string>();
-        var buffer = new byte[128 * 1024];
-        foreach (string message in messages)
+        var binary = new byte[1024 * 1024];
+        new TestData(19).Fill(binary);
+        var messages = new (WebSocketMessageType Type, byte[] Data)[]
         {
-            await ws.SendAsync(Encoding.UTF8.GetBytes(message), WebSocketMessageType.Text, endOfMessage: true, ct);
-            var text = new StringBuilder();
+            (WebSocketMessageType.Text, "one"u8.ToArray()),
+            (WebSocketMessageType.Text, Encoding.UTF8.GetBytes(new string('x', 100_000))),
+            (WebSocketMessageType.Binary, binary),
+            (WebSocketMessageType.Text, "two"u8.ToArray()),
+        };
+        var buffer = new byte[128 * 1024];
+        foreach ((WebSocketMessageType type, byte[] data) in messages)
+        {
+            await ws.SendAsync(data, type, endOfMessage: true, ct);
+            using var echo = new MemoryStream();
             WebSocketReceiveResult result;
             do
             {
                 result = await ws.ReceiveAsync(buffer, ct);
-                text.Append(Encoding.UTF8.GetString(buffer, 0, result.Count));
+                echo.Write(buffer, 0, result.Count);
             }
             while (!result.EndOfMessage);
-            received.Add(text.ToString());
+            Assert.That(result.MessageType, Is.EqualTo(type));
+            Assert.That(echo.ToArray(), Is.EqualTo(data), $"a {data.Length}-byte {type} message");
         }
 
+        // The close handshake: ours reaches the app, the app's answer ("bye") comes back through nginx.
         await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", ct);
-        Assert.That(received, Is.EqualTo(messages));
+        Assert.That(ws.State, Is.EqualTo(WebSocketState.Closed));
         Assert.That(ws.CloseStatus, Is.EqualTo(WebSocketCloseStatus.NormalClosure));
+        Assert.That(ws.CloseStatusDescription, Is.EqualTo("bye"));
     }
 }

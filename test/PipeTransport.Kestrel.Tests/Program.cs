@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -12,7 +13,8 @@ namespace PipeTransport.Kestrel.Tests;
 /// <summary>
 /// The test application's entry point (what Microsoft.Testing.Platform would generate), and with
 /// <c>--child kestrel pipe|sockets HEADROOM</c> a small server a test runs as a real process, under
-/// limits it cannot impose on itself.
+/// limits it cannot impose on itself; with <c>--child systemd listenhandle|usesystemd</c> the app of
+/// docs/systemd.md, started by <c>systemd-socket-activate</c>.
 /// </summary>
 internal static class Program
 {
@@ -21,6 +23,11 @@ internal static class Program
         if (args is ["--child", "kestrel", string transport, string headroom])
         {
             return await KestrelServerAsync(transport == "pipe", int.Parse(headroom, CultureInfo.InvariantCulture));
+        }
+
+        if (args is ["--child", "systemd", "listenhandle" or "usesystemd"])
+        {
+            return await SocketActivatedServerAsync(useSystemd: args[2] == "usesystemd");
         }
 
         Microsoft.Testing.Platform.Builder.ITestApplicationBuilder builder = await Microsoft.Testing.Platform.Builder.TestApplication.CreateBuilderAsync(args);
@@ -56,6 +63,56 @@ internal static class Program
         await app.StartAsync();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Console.WriteLine($"listening {new Uri(address).Port}");
+        await StdinClosedAsync();
+        await app.StopAsync();
+        return 0;
+    }
+
+    /// <summary>
+    /// The app of docs/systemd.md: serves the sockets systemd (or <c>systemd-socket-activate</c>) passed,
+    /// through <c>ListenHandle(3)</c> or Kestrel's <c>UseSystemd()</c>. Answers <c>GET /</c>, <c>POST /sha256</c>
+    /// and <c>GET /activation</c> (its pid, LISTEN_PID, LISTEN_FDS and the caller's pid on a Unix socket);
+    /// prints <c>listening</c> once started and stops when stdin closes.
+    /// </summary>
+    private static async Task<int> SocketActivatedServerAsync(bool useSystemd)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "PipeTransport.Kestrel.Tests",
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UsePipeTransport();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = null;
+            if (useSystemd)
+            {
+                k.UseSystemd();     // every socket passed (LISTEN_FDS from fd 3 on), when LISTEN_PID is ours
+            }
+            else
+            {
+                k.ListenHandle(3);  // SD_LISTEN_FDS_START: the first socket passed
+            }
+        });
+
+        await using WebApplication app = builder.Build();
+        app.MapGet("/", () => "hello");
+        app.MapPost("/sha256", TestServer.HashBodyAsync);
+        app.MapGet("/activation", (HttpContext c) =>
+            $"{Environment.ProcessId} {Environment.GetEnvironmentVariable("LISTEN_PID")} {Environment.GetEnvironmentVariable("LISTEN_FDS")} "
+            + (c.Features.Get<IPeerCredentialsFeature>()?.PeerCredentials?.ProcessId.ToString(CultureInfo.InvariantCulture) ?? "none"));
+        await app.StartAsync();
+        Console.WriteLine("listening");
+        await StdinClosedAsync();
+        await app.StopAsync();
+        return 0;
+    }
+
+    /// <summary>Completes when stdin reaches EOF (the test closed it, or died).</summary>
+    private static Task StdinClosedAsync()
+    {
         var stdinClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         new Thread(() =>
         {
@@ -63,8 +120,6 @@ internal static class Program
             stdinClosed.SetResult();
         })
         { IsBackground = true }.Start();
-        await stdinClosed.Task;
-        await app.StopAsync();
-        return 0;
+        return stdinClosed.Task;
     }
 }

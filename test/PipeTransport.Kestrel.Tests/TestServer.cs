@@ -111,19 +111,8 @@ internal sealed class TestServer : IAsyncDisposable
         app.MapGet("/seq/{i:int}", (int i) => SequenceBody(i));
         app.MapGet("/transport", (HttpContext c) => c.Features.Get<IPeerCredentialsFeature>() is null ? "other" : "pipe");
         app.MapGet("/uid", (HttpContext c) => c.Features.Get<IPeerCredentialsFeature>()?.PeerCredentials is { } p ? $"{p.UserId}:{p.ProcessId}" : "none");
-        app.MapPost("/sha256", async (HttpContext c) =>
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var buffer = new byte[64 * 1024];
-            long length = 0;
-            int read;
-            while ((read = await c.Request.Body.ReadAsync(buffer, c.RequestAborted)) > 0)
-            {
-                hash.AppendData(buffer, 0, read);
-                length += read;
-            }
-            return $"{length}:{Convert.ToHexString(hash.GetHashAndReset())}";
-        });
+        app.MapPost("/sha256", HashBodyAsync);
+        app.MapGet("/protocol", (HttpContext c) => $"{c.Request.Protocol} {c.Request.Scheme}");
         app.MapGet("/bytes/{length:long}", async (HttpContext c, long length) =>
         {
             c.Response.ContentLength = length;
@@ -188,6 +177,21 @@ internal sealed class TestServer : IAsyncDisposable
                 await ws.SendAsync(buffer.AsMemory(0, result.Count), result.MessageType, result.EndOfMessage, c.RequestAborted);
             }
         });
+    }
+
+    /// <summary>/sha256: answers the request body's length and SHA-256, hashed as it streams in.</summary>
+    public static async Task HashBodyAsync(HttpContext c)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[64 * 1024];
+        long length = 0;
+        int read;
+        while ((read = await c.Request.Body.ReadAsync(buffer, c.RequestAborted)) > 0)
+        {
+            hash.AppendData(buffer, 0, read);
+            length += read;
+        }
+        await c.Response.WriteAsync($"{length}:{Convert.ToHexString(hash.GetHashAndReset())}", c.RequestAborted);
     }
 
     /// <summary>The body /seq/{i} answers: its number, then a filler whose length and letter depend on it.</summary>

@@ -264,6 +264,53 @@ public sealed class SocketTests
     }
 
     [Test, CancelAfter(10_000)]
+    public async Task AnAdoptedListeningSocketBecomesCloseOnExecAndServes(CancellationToken ct)
+    {
+        // What systemd socket activation hands over: bound and listening, blocking, inherited across exec.
+        string path = Path.Combine(_dir, "activated");
+        int fd = Interop.Sys.Socket(Interop.Libc.AF_UNIX);
+        var handle = new SafeFdHandle(fd);
+        Assert.That(Interop.Sys.Bind(fd, Endpoints.SocketAddresses.UnixToNative(path)), Is.Zero);
+        Assert.That(Interop.Sys.Listen(fd, 16), Is.Zero);
+        Assert.That(Interop.Sys.Fcntl(fd, Interop.Libc.F_SETFD, 0), Is.Zero);
+        Assert.That(Interop.Sys.SetNonBlocking(fd, false), Is.EqualTo(1));
+
+        FdListener listener = FdListener.FromHandle(handle);
+        Assert.That(Interop.Sys.Fcntl(fd, Interop.Libc.F_GETFD, 0) & Interop.Libc.FD_CLOEXEC, Is.EqualTo(Interop.Libc.FD_CLOEXEC));
+        Assert.That(Interop.Sys.Fcntl(fd, Interop.Libc.F_GETFL, 0) & Interop.Libc.O_NONBLOCK, Is.EqualTo(Interop.Libc.O_NONBLOCK));
+        Assert.That(listener.LocalEndPoint.ToString(), Is.EqualTo(path));
+
+        await using (FdConnection client = await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(path), null, ct))
+        await using (FdConnection server = (await listener.AcceptAsync(ct))!)
+        {
+            await client.Output.WriteAsync("ping"u8.ToArray(), ct);
+            await client.Output.CompleteAsync();
+            ReadResult read;
+            while (!(read = await server.Input.ReadAsync(ct)).IsCompleted)
+            {
+                server.Input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            }
+
+            Assert.That(read.Buffer.ToArray(), Is.EqualTo("ping"u8.ToArray()));
+        }
+
+        await listener.DisposeAsync();
+        Assert.That(handle.IsClosed, Is.True, "the listener owns the fd");
+        Assert.That(File.Exists(path), Is.True, "the socket file belongs to whoever bound it");
+    }
+
+    [Test, CancelAfter(10_000)]
+    public void AdoptingASocketThatDoesNotListenIsAnArgumentException(CancellationToken ct)
+    {
+        int fd = Interop.Sys.Socket(Interop.Libc.AF_INET);
+        var handle = new SafeFdHandle(fd);
+
+        var ex = Assert.Throws<ArgumentException>(() => FdListener.FromHandle(handle));
+        Assert.That(ex!.Message, Does.Contain("is not a listening socket"));
+        Assert.That(handle.IsClosed, Is.True, "adoption takes the fd, also when it fails");
+    }
+
+    [Test, CancelAfter(10_000)]
     public void AnUnknownGroupFailsBeforeAnythingOnDiskIsTouched(CancellationToken ct)
     {
         // A dead server's socket file: even the stale-file cleanup waits until the names are resolved.

@@ -144,11 +144,14 @@ public sealed class FdListener : IAsyncDisposable
 
     /// <summary>
     /// Adopts a listening socket someone else bound (an inherited fd, systemd socket activation).
-    /// The listener owns it from now on.
+    /// The listener owns it from now on: it makes the fd non-blocking and close-on-exec (an inherited
+    /// fd usually is neither, and a process the app starts must not hold the socket open), and
+    /// closes it on dispose. The socket file of a Unix socket stays: whoever bound it removes it.
     /// </summary>
     /// <param name="listeningSocket">A socket that is already listening.</param>
     /// <param name="options">Options (only the connection options and reactors apply).</param>
     /// <returns>The listener.</returns>
+    /// <exception cref="ArgumentException">The handle is not an open, listening stream socket.</exception>
     public static FdListener FromHandle(SafeHandle listeningSocket, FdListenerOptions? options = null)
     {
         options ??= new FdListenerOptions();
@@ -162,6 +165,12 @@ public sealed class FdListener : IAsyncDisposable
             if (channel.Kind != FdKind.Socket || listening != 1)
             {
                 throw new ArgumentException($"{channel.Name} is not a listening socket.", nameof(listeningSocket));
+            }
+
+            int cloexec = channel.WithFd(0, static (_, fd) => Sys.SetCloseOnExec(fd));
+            if (cloexec < 0)
+            {
+                throw PipeTransportException.FromResult(cloexec, "fcntl(FD_CLOEXEC)", channel.Name);
             }
 
             EndPoint local = SocketAddresses.TryName(channel, peer: false) ?? new IPEndPoint(IPAddress.None, 0);

@@ -59,10 +59,12 @@ internal static unsafe partial class Libc
 
     // fcntl(2)
     public const int F_GETFD = 1;
+    public const int F_SETFD = 2;
     public const int F_GETFL = 3;
     public const int F_SETFL = 4;
     public const int F_SETPIPE_SZ = 1031;
     public const int F_GETPIPE_SZ = 1032;
+    public const int FD_CLOEXEC = 1;
 
     // stat(2) file types (st_mode & S_IFMT)
     public const uint S_IFMT = 0xF000;

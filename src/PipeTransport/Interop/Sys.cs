@@ -136,6 +136,13 @@ internal static unsafe class Sys
         return was ? 1 : 0;
     }
 
+    /// <summary>Sets <c>FD_CLOEXEC</c> on an fd this process inherited; returns 0 or the negated errno.</summary>
+    public static int SetCloseOnExec(int fd)
+    {
+        int flags = Fcntl(fd, Libc.F_GETFD, 0);
+        return flags < 0 || (flags & Libc.FD_CLOEXEC) != 0 ? Math.Min(flags, 0) : Fcntl(fd, Libc.F_SETFD, flags | Libc.FD_CLOEXEC);
+    }
+
     /// <summary>Checks that <paramref name="fd"/> is an open descriptor (<c>fcntl(F_GETFD)</c>).</summary>
     public static int CheckOpen(int fd) => Fcntl(fd, Libc.F_GETFD, 0);
 
