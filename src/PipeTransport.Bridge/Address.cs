@@ -6,14 +6,25 @@ internal abstract record Address(string Text)
     /// <summary>True for addresses that wait for peers (<c>unix-listen</c>, <c>tcp-listen</c>).</summary>
     public virtual bool IsListener => false;
 
+    /// <summary>Whether the bridge can read from this address (false for write-only ones such as <c>stdout</c>).</summary>
+    public virtual bool CanRead => true;
+
+    /// <summary>Whether the bridge can write to this address.</summary>
+    public virtual bool CanWrite => true;
+
     public sealed override string ToString() => Text;
 }
 
 /// <summary><c>fifo:PATH</c>: a named pipe, created with mode 0600 if missing.</summary>
 internal sealed record FifoAddress(string Text, string Path) : Address(Text);
 
-/// <summary><c>stdio</c>: read stdin, write stdout.</summary>
-internal sealed record StdioAddress(string Text) : Address(Text);
+/// <summary><c>stdio</c>: read stdin (fd 0), write stdout (fd 1); <see cref="Reads"/>/<see cref="Writes"/> narrow it to one.</summary>
+internal sealed record StdioAddress(string Text, bool Reads = true, bool Writes = true) : Address(Text)
+{
+    public override bool CanRead => Reads;
+
+    public override bool CanWrite => Writes;
+}
 
 /// <summary><c>fd:N</c>: an inherited file descriptor.</summary>
 internal sealed record FdAddress(string Text, int Fd) : Address(Text);
@@ -43,4 +54,8 @@ internal sealed record TcpListenAddress(string Text, string? Host, int Port) : A
 internal sealed record SplitAddress(string Text, Address Read, Address Write) : Address(Text)
 {
     public override bool IsListener => Read.IsListener;
+
+    public override bool CanRead => Read.CanRead;
+
+    public override bool CanWrite => Write.CanWrite;
 }

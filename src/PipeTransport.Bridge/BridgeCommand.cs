@@ -99,10 +99,22 @@ internal sealed class BridgeCommand
             Address fifo = first is FifoAddress ? first : second;
             throw new UsageException($"'{fifo}' carries one direction only: add -u, or give both directions as fifo:IN!!fifo:OUT");
         }
+        bool forward = first.CanRead && second.CanWrite;
+        bool backward = !unidirectional && second.CanRead && first.CanWrite;
+        if (forward && backward && first is StdioAddress firstStdio && second is StdioAddress secondStdio)
+        {
+            // Both are fds 0 and 1: as in socat, stdin goes to stdout once (each fd is adopted once).
+            first = firstStdio with { Writes = false };
+            second = secondStdio with { Reads = false };
+            backward = false;
+        }
+        if (!forward && !backward)
+            throw new UsageException($"nothing to copy between '{first}' and '{second}': no direction has an address to read and one to write");
         return new BridgeOptions(
             first,
             second,
-            unidirectional,
+            forward,
+            backward,
             parseResult.GetValue(_blockSize),
             fork,
             parseResult.GetValue(_stats),

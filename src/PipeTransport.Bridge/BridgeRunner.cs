@@ -69,7 +69,7 @@ internal static class BridgeRunner
     private static async Task BridgeOnceAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
         CancellationToken cancellationToken)
     {
-        (Role firstRole, Role secondRole) = options.Unidirectional ? (Role.Read, Role.Write) : (Role.Both, Role.Both);
+        (Role firstRole, Role secondRole) = (options.FirstRole, options.SecondRole);
         using var openFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // Both addresses open at once (a listener is bound before the other side's peer is awaited);
         // the first failure cancels the other open.
@@ -111,7 +111,7 @@ internal static class BridgeRunner
     private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
         TextWriter log, CancellationToken cancellationToken)
     {
-        Role secondRole = options.Unidirectional ? Role.Write : Role.Both;
+        Role secondRole = options.SecondRole;
         var sessions = new ConcurrentDictionary<Task, bool>();
         var active = new ConcurrentDictionary<FdConnection, bool>();
         using var settingUp = new SemaphoreSlim(MaxSettingUp);
@@ -143,8 +143,8 @@ internal static class BridgeRunner
             bool setUp = false;
             try
             {
-                await using var first = new OpenedAddress(options.First, accepted, options.First,
-                    options.Unidirectional ? null : accepted);
+                await using var first = new OpenedAddress(options.First, options.Forward ? accepted : null, options.First,
+                    options.Backward ? accepted : null);
                 await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
                 // The engines make their fds (splice pipes) before their first wait.
                 Task session = BridgeSession.RunAsync(first, second, options, stats, cancellationToken);

@@ -1,16 +1,15 @@
 namespace PipeTransport.Bridge;
 
-/// <summary>Bridges two opened addresses: one direction with -u, both otherwise; ends when every direction has.</summary>
+/// <summary>Bridges two opened addresses in the directions the options ask for; ends when every direction has.</summary>
 internal static class BridgeSession
 {
     public static async Task RunAsync(OpenedAddress first, OpenedAddress second, BridgeOptions options,
         TransferStats stats, CancellationToken cancellationToken)
     {
-        var directions = new List<Direction>
-        {
-            new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly),
-        };
-        if (!options.Unidirectional)
+        var directions = new List<Direction>(2);
+        if (options.Forward)
+            directions.Add(new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly));
+        if (options.Backward)
             directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats, first.IsWriteOnly));
         foreach (Direction direction in directions) direction.ChooseEngine();
 
