@@ -30,22 +30,57 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     {
         if (address is SplitAddress split)
         {
-            FdConnection? reader = null, writer = null;
-            try
-            {
-                if (role.HasFlag(Role.Read)) reader = await OpenConnectionAsync(split.Read, Role.Read, cancellationToken).ConfigureAwait(false);
-                if (role.HasFlag(Role.Write)) writer = await OpenConnectionAsync(split.Write, Role.Write, cancellationToken).ConfigureAwait(false);
-            }
-            catch
-            {
-                if (reader is not null) await reader.DisposeAsync().ConfigureAwait(false);
-                throw;
-            }
+            // Both halves open at once: each may wait for a peer that the other one is (the read and
+            // the write end of one FIFO wait for each other).
+            (FdConnection? reader, FdConnection? writer) = await OpenBothAsync(
+                async ct => role.HasFlag(Role.Read) ? await OpenConnectionAsync(split.Read, Role.Read, ct).ConfigureAwait(false) : null,
+                async ct => role.HasFlag(Role.Write) ? await OpenConnectionAsync(split.Write, Role.Write, ct).ConfigureAwait(false) : null,
+                cancellationToken).ConfigureAwait(false);
             return new OpenedAddress(split.Read, reader, split.Write, writer);
         }
         FdConnection connection = await OpenConnectionAsync(address, role, cancellationToken).ConfigureAwait(false);
         return new OpenedAddress(address, role.HasFlag(Role.Read) ? connection : null,
             address, role.HasFlag(Role.Write) ? connection : null);
+    }
+
+    /// <summary>
+    /// Runs two opens at once. The first failure cancels the other; what did open is then disposed,
+    /// and the first failure (not the cancellation it caused) is thrown.
+    /// </summary>
+    public static async Task<(T? First, T? Second)> OpenBothAsync<T>(
+        Func<CancellationToken, Task<T?>> openFirst, Func<CancellationToken, Task<T?>> openSecond, CancellationToken cancellationToken)
+        where T : class, IAsyncDisposable
+    {
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        async Task<T?> OpenOrCancelOther(Func<CancellationToken, Task<T?>> open)
+        {
+            try
+            {
+                return await open(failed.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                failed.Cancel();
+                throw;
+            }
+        }
+        Task<T?> first = OpenOrCancelOther(openFirst), second = OpenOrCancelOther(openSecond);
+        try
+        {
+            await Task.WhenAll(first, second).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (first.IsCompletedSuccessfully && first.Result is { } a) await a.DisposeAsync().ConfigureAwait(false);
+            if (second.IsCompletedSuccessfully && second.Result is { } b) await b.DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            Exception error = new[] { first, second }
+                .Select(t => t.Exception?.InnerException)
+                .FirstOrDefault(e => e is not null and not OperationCanceledException)
+                ?? new OperationCanceledException();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+        return (first.Result, second.Result);
     }
 
     /// <summary>Binds a listen address and reports it with -v ("listening on ...").</summary>

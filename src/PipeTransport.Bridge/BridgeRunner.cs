@@ -69,42 +69,13 @@ internal static class BridgeRunner
     private static async Task BridgeOnceAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
         CancellationToken cancellationToken)
     {
-        (Role firstRole, Role secondRole) = (options.FirstRole, options.SecondRole);
-        using var openFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // Both addresses open at once (a listener is bound before the other side's peer is awaited);
-        // the first failure cancels the other open.
-        async Task<OpenedAddress> OpenOrCancelOther(Address address, Role role)
-        {
-            try
-            {
-                return await opener.OpenAsync(address, role, openFailed.Token).ConfigureAwait(false);
-            }
-            catch
-            {
-                openFailed.Cancel();
-                throw;
-            }
-        }
-        Task<OpenedAddress> first = OpenOrCancelOther(options.First, firstRole);
-        Task<OpenedAddress> second = OpenOrCancelOther(options.Second, secondRole);
-        try
-        {
-            await Task.WhenAll(first, second).ConfigureAwait(false);
-        }
-        catch
-        {
-            await Task.WhenAll(first, second).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
-            if (first.IsCompletedSuccessfully) await first.Result.DisposeAsync().ConfigureAwait(false);
-            if (second.IsCompletedSuccessfully) await second.Result.DisposeAsync().ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            Exception error = new[] { first, second }
-                .Select(t => t.Exception?.InnerException)
-                .FirstOrDefault(e => e is not null and not OperationCanceledException)
-                ?? new OperationCanceledException();
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-        }
-        await using OpenedAddress a = first.Result;
-        await using OpenedAddress b = second.Result;
+        // Both addresses open at once (a listener is bound before the other side's peer is awaited).
+        (OpenedAddress? first, OpenedAddress? second) = await AddressOpener.OpenBothAsync(
+            async ct => await opener.OpenAsync(options.First, options.FirstRole, ct).ConfigureAwait(false),
+            async ct => await opener.OpenAsync(options.Second, options.SecondRole, ct).ConfigureAwait(false),
+            cancellationToken).ConfigureAwait(false);
+        await using OpenedAddress a = first!;
+        await using OpenedAddress b = second!;
         await BridgeSession.RunAsync(a, b, options, stats, cancellationToken).ConfigureAwait(false);
     }
 
