@@ -95,6 +95,7 @@ internal static class BridgeRunner
                     await settingUp.WaitAsync(cancellationToken).ConfigureAwait(false);
                     FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
                     if (accepted is null) break;
+                    stats.ConnectionOpened();
                     active[accepted] = true;
                     Task session = ServeOneAsync(accepted);
                     sessions[session] = true;
@@ -140,6 +141,7 @@ internal static class BridgeRunner
                 if (!setUp)
                     settingUp.Release();
                 active.TryRemove(accepted, out _);
+                stats.ConnectionClosed();
             }
         }
     }

@@ -1,12 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.RegularExpressions;
+using Mono.Unix.Native;
 using NUnit.Framework;
 
 namespace PipeTransport.Bridge.Tests;
 
 /// <summary>Command lines that socat users type, behaving as they do under socat.</summary>
-public sealed class SocatParityTests
+public sealed partial class SocatParityTests
 {
     /// <summary><c>echo abc | socat - -</c> echoes stdin to stdout once; both addresses are fds 0 and 1.</summary>
     [TestCase("-", "-"), TestCase("stdio", "-"), CancelAfter(20_000)]
@@ -45,4 +47,51 @@ public sealed class SocatParityTests
         Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
         Assert.That(File.Exists(loop), Is.False, "the FIFO it created is removed");
     }
+
+    /// <summary>
+    /// --stats with --fork and stderr not a terminal (a service's log): a line only when bytes moved or
+    /// connections opened or closed, never the same line again while the server is idle.
+    /// </summary>
+    [Test, CancelAfter(30_000)]
+    public async Task StatsOfAnIdleForkServerAreQuiet(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string echoPath = dir["echo.sock"];
+        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
+        echoServer.Listen();
+        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task echoing = ForkTests.EchoServerAsync(echoServer, stopEcho.Token);
+        await using var bridge = BridgeProcess.Start("--fork", "--stats", "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        int port = await bridge.WaitTcpPortAsync(cancellationToken);
+
+        using (var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await client.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
+            var stream = new NetworkStream(client, ownsSocket: false);
+            await stream.WriteAsync("hello"u8.ToArray(), cancellationToken);
+            client.Shutdown(SocketShutdown.Send);
+            Assert.That(await new StreamReader(stream).ReadToEndAsync(cancellationToken), Is.EqualTo("hello"));
+        }
+        await bridge.WaitLineAsync(new Regex(@"(0 open, 1 closed)$"), cancellationToken);
+        // Quiet is a property over time: the server stays idle for several of its one-second ticks.
+        await Task.Delay(TimeSpan.FromSeconds(3.5), cancellationToken);
+        bridge.Signal(Signum.SIGTERM);
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(143), bridge.Stderr);
+        stopEcho.Cancel();
+        await echoing;
+
+        // "pipebridge: 10 B 0:00:02 [5 B/s] 0 open, 1 closed": all but the clock and the rate must change.
+        string[] states = bridge.Stderr.Split('\n')
+            .Select(line => ProgressLine().Match(line))
+            .Where(m => m.Success)
+            .Select(m => m.Groups[2].Value + "|" + m.Groups[3].Value)
+            .ToArray();
+        Assert.That(states, Is.Not.Empty, bridge.Stderr);
+        Assert.That(states, Is.Unique, bridge.Stderr);
+        Assert.That(states[^1], Is.EqualTo("10 B|0 open, 1 closed"), bridge.Stderr);
+    }
+
+    [GeneratedRegex(@"^pipebridge: ((\d[^ ]* [^ ]+) \d+:\d\d:\d\d \[ *[^]]+/s\] ?(.*))$")]
+    private static partial Regex ProgressLine();
 }
