@@ -5,7 +5,7 @@ using Microsoft.Win32.SafeHandles;
 namespace PipeTransport.Bridge;
 
 /// <summary>Opens addresses as <see cref="FdConnection"/>s; every failure becomes a <see cref="BridgeFailure"/> naming the address.</summary>
-internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdPaths, TextWriter log)
+internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdPaths, BridgeLog log)
 {
     // The copy engine's loop does no blocking work, so its continuations run inline (on the reactor
     // thread that completed the read) instead of hopping to the thread pool; the pause thresholds
@@ -83,7 +83,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         return (first.Result, second.Result);
     }
 
-    /// <summary>Binds a listen address and reports it with -v ("listening on ...").</summary>
+    /// <summary>Binds a listen address and reports it with -d -d or --stats ("listening on ...").</summary>
     public FdListener Listen(Address address, int fdHeadroom = FdListenerOptions.DefaultFdHeadroom)
     {
         try
@@ -96,8 +96,9 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             };
             // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
             var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions, FdHeadroom = fdHeadroom });
-            if (options.Verbose || options.Stats)
-                log.WriteLine($"{Program.Name}: listening on {Describe(address, listener.LocalEndPoint)}");
+            string listening = $"listening on {Describe(address, listener.LocalEndPoint)}";
+            if (options.Stats) log.Report(listening);
+            else log.Notice(listening);
             return listener;
         }
         catch (Exception e) when (e is not BridgeFailure and not OperationCanceledException)
@@ -231,7 +232,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             {
                 Fifo.Create(fifo.Path);
                 createdPaths.Add(fifo.Path);
-                if (options.Verbose) log.WriteLine($"{Program.Name}: created {fifo}");
+                log.Notice($"created {fifo}");
             }
             catch (PipeTransportException e) when (e.Errno == Mono.Unix.Native.Errno.EEXIST)
             {

@@ -35,9 +35,14 @@ internal sealed class BridgeCommand
         Description = "Show a progress line on stderr (bytes, rate, elapsed) and a summary at the end",
     };
 
-    private readonly Option<bool> _verbose = new("-v", "--verbose")
+    private readonly Option<bool> _dumpData = new("-v")
     {
-        Description = "Report listening addresses and accepted connections on stderr",
+        Description = "Also write the transferred data to stderr as text, like socat -v: \"> \" blocks went ADDRESS1 to ADDRESS2, \"< \" blocks back (uses the copy engine)",
+    };
+
+    private readonly Option<bool> _debug = new("-d")
+    {
+        Description = "More messages on stderr, like socat: -d warnings, -d -d notices (the listening address, created FIFOs), -d -d -d details",
     };
 
     private readonly Option<Engine> _engine = new("--engine")
@@ -69,7 +74,7 @@ internal sealed class BridgeCommand
     {
         Root = new RootCommand(HelpText.Description)
         {
-            _unidirectional, _blockSize, _fork, _stats, _verbose, _engine, _first, _second,
+            _unidirectional, _blockSize, _fork, _stats, _dumpData, _debug, _engine, _first, _second,
         };
         foreach (Option option in Root.Options)
         {
@@ -108,6 +113,10 @@ internal sealed class BridgeCommand
             second = secondStdio with { Reads = false };
             backward = false;
         }
+        bool dumpData = parseResult.GetValue(_dumpData);
+        Engine engine = parseResult.GetValue(_engine);
+        if (dumpData && engine == Engine.Splice)
+            throw new UsageException("-v shows the data, which --engine splice never sees: use --engine copy or auto");
         if (!forward && !backward)
             throw new UsageException($"nothing to copy between '{first}' and '{second}': no direction has an address to read and one to write");
         return new BridgeOptions(
@@ -118,8 +127,9 @@ internal sealed class BridgeCommand
             parseResult.GetValue(_blockSize),
             fork,
             parseResult.GetValue(_stats),
-            parseResult.GetValue(_verbose),
-            parseResult.GetValue(_engine));
+            dumpData,
+            parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
+            engine);
     }
 
     /// <summary>The generated help followed by the address grammar and examples.</summary>

@@ -12,7 +12,8 @@ internal sealed record BridgeOptions(
     int BlockSize,
     bool Fork,
     bool Stats,
-    bool Verbose,
+    bool DumpData,
+    int DebugLevel,
     Engine Engine)
 {
     /// <summary>

@@ -18,9 +18,9 @@ internal static class BridgeRunner
     /// </summary>
     internal const int ForkFdHeadroom = FdListenerOptions.DefaultFdHeadroom + MaxSettingUp * FdsPerConnection;
 
-    public static int Run(BridgeOptions options) => RunAsync(options, StandardError.Writer).GetAwaiter().GetResult();
+    public static int Run(BridgeOptions options) => RunAsync(options, new BridgeLog(StandardError.Writer, options.DebugLevel)).GetAwaiter().GetResult();
 
-    private static async Task<int> RunAsync(BridgeOptions options, TextWriter log)
+    private static async Task<int> RunAsync(BridgeOptions options, BridgeLog log)
     {
         var createdPaths = new CreatedPaths();
         using var stop = new CancellationTokenSource();
@@ -38,11 +38,11 @@ internal static class BridgeRunner
         var opener = new AddressOpener(options, createdPaths, log);
         try
         {
-            await using var stats = new TransferStats(options.Stats, log);
+            await using var stats = new TransferStats(options.Stats, log.Writer);
             try
             {
                 if (options.Fork) await ServeAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
-                else await BridgeOnceAsync(options, opener, stats, stop.Token).ConfigureAwait(false);
+                else await BridgeOnceAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -51,12 +51,12 @@ internal static class BridgeRunner
             }
             catch (BridgeFailure failure)
             {
-                log.WriteLine($"{Program.Name}: {failure.Message}");
+                log.Error(failure.Message);
                 return ExitCodes.IoError;
             }
             catch (UsageException usage)
             {
-                log.WriteLine($"{Program.Name}: {usage.Message}");
+                log.Error(usage.Message);
                 return ExitCodes.Usage;
             }
         }
@@ -67,7 +67,7 @@ internal static class BridgeRunner
     }
 
     private static async Task BridgeOnceAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
-        CancellationToken cancellationToken)
+        BridgeLog log, CancellationToken cancellationToken)
     {
         // Both addresses open at once (a listener is bound before the other side's peer is awaited).
         (OpenedAddress? first, OpenedAddress? second) = await AddressOpener.OpenBothAsync(
@@ -76,11 +76,11 @@ internal static class BridgeRunner
             cancellationToken).ConfigureAwait(false);
         await using OpenedAddress a = first!;
         await using OpenedAddress b = second!;
-        await BridgeSession.RunAsync(a, b, options, stats, cancellationToken).ConfigureAwait(false);
+        await BridgeSession.RunAsync(a, b, options, stats, log, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
-        TextWriter log, CancellationToken cancellationToken)
+        BridgeLog log, CancellationToken cancellationToken)
     {
         Role secondRole = options.SecondRole;
         var sessions = new ConcurrentDictionary<Task, bool>();
@@ -119,7 +119,7 @@ internal static class BridgeRunner
                     options.Backward ? accepted : null);
                 await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
                 // The engines make their fds (splice pipes) before their first wait.
-                Task session = BridgeSession.RunAsync(first, second, options, stats, cancellationToken);
+                Task session = BridgeSession.RunAsync(first, second, options, stats, log, cancellationToken);
                 settingUp.Release();
                 setUp = true;
                 await session.ConfigureAwait(false);
@@ -127,14 +127,14 @@ internal static class BridgeRunner
             catch (BridgeFailure failure)
             {
                 // One connection's failure is reported; the listener keeps serving.
-                log.WriteLine($"{Program.Name}: {failure.Message}");
+                log.Error(failure.Message);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
             }
             catch (Exception e)
             {
-                log.WriteLine($"{Program.Name}: {options.First}: {e.Message}");
+                log.Error($"{options.First}: {e.Message}");
             }
             finally
             {

@@ -4,13 +4,15 @@ namespace PipeTransport.Bridge;
 internal static class BridgeSession
 {
     public static async Task RunAsync(OpenedAddress first, OpenedAddress second, BridgeOptions options,
-        TransferStats stats, CancellationToken cancellationToken)
+        TransferStats stats, BridgeLog log, CancellationToken cancellationToken)
     {
         var directions = new List<Direction>(2);
         if (options.Forward)
-            directions.Add(new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly));
+            directions.Add(new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly,
+                options.DumpData ? new DataDump(log.Writer, '>') : null));
         if (options.Backward)
-            directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats, first.IsWriteOnly));
+            directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats, first.IsWriteOnly,
+                options.DumpData ? new DataDump(log.Writer, '<') : null));
         foreach (Direction direction in directions) direction.ChooseEngine();
 
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -9,7 +9,7 @@ namespace PipeTransport.Bridge;
 /// </summary>
 internal sealed class Direction(
     Address sourceAddress, FdConnection source, Address destinationAddress, FdConnection destination,
-    BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly)
+    BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly, DataDump? dump)
 {
     public FdConnection Source => source;
     public FdConnection Destination => destination;
@@ -17,7 +17,7 @@ internal sealed class Direction(
     /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets.</summary>
     public Engine ChooseEngine()
     {
-        if (options.Engine == Engine.Copy) return Engine.Copy;
+        if (options.Engine == Engine.Copy || dump is not null) return Engine.Copy;
         bool spliceable = SpliceCopier.CanSplice(source.InputFd) && SpliceCopier.CanSplice(destination.OutputFd);
         if (spliceable) return Engine.Splice;
         if (options.Engine == Engine.Splice)
@@ -91,6 +91,7 @@ internal sealed class Direction(
             ReadOnlySequence<byte> buffer = result.Buffer;
             if (!buffer.IsEmpty)
             {
+                dump?.Write(buffer);
                 try
                 {
                     await writer.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -129,6 +130,7 @@ internal sealed class Direction(
             long length = buffer.Length;
             if (length > 0)
             {
+                dump?.Write(buffer);
                 foreach (ReadOnlyMemory<byte> segment in buffer)
                     output.Write(segment.Span);
             }

@@ -18,7 +18,7 @@ internal static class HelpText
           unix-listen:PATH       listen on a Unix stream socket (mode 0600, removed on exit)
           tcp:HOST:PORT          connect over TCP (IPv6 as [::1]:PORT)
           tcp-listen:PORT        listen on TCP, all IPv4 interfaces
-          tcp-listen:HOST:PORT   listen on TCP on HOST (PORT 0 picks a free port; see -v)
+          tcp-listen:HOST:PORT   listen on TCP on HOST (PORT 0 picks a free port; see -d -d)
           A!!B                   read from address A, write to address B
 
         Without --fork a listen address accepts one connection. With --fork ADDRESS1 must be a

@@ -65,7 +65,7 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
         get { lock (_stderr) return string.Join('\n', _stderr); }
     }
 
-    /// <summary>Waits for the "listening on ADDRESS" line that -v prints once the socket accepts connections.</summary>
+    /// <summary>Waits for the "listening on ADDRESS" line that -d -d prints once the socket accepts connections.</summary>
     public Task<string> WaitListeningAsync(CancellationToken cancellationToken) => WaitLineAsync(ListeningLine(), cancellationToken);
 
     /// <summary>Waits for a stderr line matching <paramref name="pattern"/>; returns its first group.</summary>

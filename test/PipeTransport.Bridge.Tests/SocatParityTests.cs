@@ -33,7 +33,7 @@ public sealed partial class SocatParityTests
     {
         using var dir = new TempDir();
         string loop = dir["loop"];
-        await using var bridge = BridgeProcess.Start("-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"fifo:{loop}!!fifo:{loop}");
+        await using var bridge = BridgeProcess.Start("-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"fifo:{loop}!!fifo:{loop}");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -94,4 +94,26 @@ public sealed partial class SocatParityTests
 
     [GeneratedRegex(@"^pipebridge: ((\d[^ ]* [^ ]+) \d+:\d\d:\d\d \[ *[^]]+/s\] ?(.*))$")]
     private static partial Regex ProgressLine();
+
+    /// <summary>
+    /// -v writes the data to stderr as socat -v does: a "&gt; " header per block from ADDRESS1, "&lt; " per
+    /// block back, then the bytes as text (\r spelled out, other control bytes as '.').
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task VerboseWritesTheDataLikeSocat(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string socketPath = dir["echo.sock"];
+        await using var echo = BridgeProcess.StartSocat($"UNIX-LISTEN:{socketPath}", "EXEC:cat");
+        await echo.WaitListeningAsync(cancellationToken);
+        await using var bridge = BridgeProcess.Start(["-v", "stdio", $"unix:{socketPath}"], redirectStdio: true);
+        await bridge.Process.StandardInput.BaseStream.WriteAsync("hi\r\n\u0001\n"u8.ToArray(), cancellationToken);
+        bridge.Process.StandardInput.Close();
+
+        Assert.That(await bridge.Process.StandardOutput.ReadToEndAsync(cancellationToken), Is.EqualTo("hi\r\n\u0001\n"));
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+        const string header = @"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6}  length=6 from=0 to=5";
+        Assert.That(bridge.Stderr, Does.Match($@"(?m)^> {header}\nhi\\r\n\.(\n|$)"));
+        Assert.That(bridge.Stderr, Does.Match($@"(?m)^< {header}\nhi\\r\n\.(\n|$)"));
+    }
 }

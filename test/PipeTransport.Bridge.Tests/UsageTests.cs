@@ -34,6 +34,7 @@ public sealed class UsageTests
         yield return Case("bad block size '1q'", "-b", "1q", "stdio", "stdio");
         yield return Case("bad block size '1g'", "-b", "1g", "stdio", "stdio");
         yield return Case("bad engine 'fast'", "--engine", "fast", "stdio", "stdio");
+        yield return Case("-v shows the data, which --engine splice never sees", "-v", "--engine", "splice", "stdio", "tcp:127.0.0.1:1");
         yield return Case("Required argument missing", "stdio");
         yield return Case("Required argument missing");
         yield return Case("Unrecognized command or argument 'extra'", "stdio", "stdio", "extra");
@@ -66,7 +67,7 @@ public sealed class UsageTests
         {
             Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero);
             foreach (string form in new[] { "fifo:PATH", "stdio", "fd:N", "file:PATH", "unix:PATH", "unix-listen:PATH",
-                         "tcp:HOST:PORT", "tcp-listen:PORT", "tcp-listen:HOST:PORT", "A!!B", "--engine", "--fork", "--stats", "-u", "-b", "Examples:" })
+                         "tcp:HOST:PORT", "tcp-listen:PORT", "tcp-listen:HOST:PORT", "A!!B", "--engine", "--fork", "--stats", "-u", "-b", "-v", "-d", "Examples:" })
                 Assert.That(output, Does.Contain(form));
         });
     }
