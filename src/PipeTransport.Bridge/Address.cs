@@ -12,6 +12,9 @@ internal abstract record Address(string Text)
     /// <summary>Whether the bridge can write to this address.</summary>
     public virtual bool CanWrite => true;
 
+    /// <summary>The options after the address's commas (<c>tcp-listen:8080,reuseaddr</c>).</summary>
+    public AddressOptions Options { get; init; } = AddressOptions.None;
+
     public sealed override string ToString() => Text;
 }
 

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Win32.SafeHandles;
+using PipeTransport.Endpoints;
+using PipeTransport.Interop;
 
 namespace PipeTransport.Bridge;
 
@@ -94,8 +96,21 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 TcpListenAddress tcp => new IPEndPoint(ResolveListenHost(tcp), tcp.Port),
                 _ => throw new InvalidOperationException($"{address} is not a listen address"),
             };
+            AddressOptions o = address.Options;
+            var listenerOptions = new FdListenerOptions
+            {
+                ConnectionOptions = ConnectionOptions,
+                FdHeadroom = fdHeadroom,
+                UnixSocketOwner = o.User,
+                UnixSocketGroup = o.Group,
+            };
+            if (o.Backlog is { } backlog) listenerOptions.Backlog = backlog;
+            if (o.ReuseAddress is { } reuse) listenerOptions.ReuseAddress = reuse;
+            if (o.Mode is { } mode) listenerOptions.UnixSocketMode = mode;
+            if (address is UnixListenAddress { Options.UnlinkEarly: true } unixListen)
+                UnlinkEarly(unixListen.Path);
             // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
-            var listener = FdListener.Bind(endPoint, new FdListenerOptions { ConnectionOptions = ConnectionOptions, FdHeadroom = fdHeadroom });
+            var listener = FdListener.Bind(endPoint, listenerOptions);
             string listening = $"listening on {Describe(address, listener.LocalEndPoint)}";
             if (options.Stats) log.Report(listening);
             else log.Notice(listening);
@@ -128,6 +143,9 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
 
     private const int PipeBufferSize = 1 << 20;
 
+    /// <summary>A FIFO pipebridge creates is private unless mode= says otherwise.</summary>
+    private const UnixFileMode DefaultFifoMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     private async Task<FdConnection> OpenConnectionAsync(Address address, Role role, CancellationToken cancellationToken)
     {
         FdConnection connection = await OpenUngrownAsync(address, role, cancellationToken).ConfigureAwait(false);
@@ -152,11 +170,11 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                         _ => FdConnection.FromFds(new SafeFileHandle(0, ownsHandle: true), new SafeFileHandle(1, ownsHandle: true), ConnectionOptions),
                     };
                 case FdAddress fd:
-                    if (PipeTransport.Interop.Sys.CheckOpen(fd.Fd) is var r and < 0)
+                    if (Sys.CheckOpen(fd.Fd) is var r and < 0)
                         throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case FileAddress file:
-                    return FdConnection.FromFd(OpenFile(file.Path, role), ConnectionOptions);
+                    return FdConnection.FromFd(OpenFile(file, role), ConnectionOptions);
                 case UnixConnectAddress unix:
                     return await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(unix.Path), ConnectionOptions, cancellationToken).ConfigureAwait(false);
                 case TcpConnectAddress tcp:
@@ -177,12 +195,40 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         }
     }
 
-    private static SafeFileHandle OpenFile(string path, Role role) => role switch
+    /// <summary>
+    /// file:PATH is read as it is, and created when written to (truncated when only written, unless
+    /// append); creat, excl, append and trunc add their open(2) flags; mode applies when it creates.
+    /// </summary>
+    private static SafeFdHandle OpenFile(FileAddress file, Role role)
     {
-        Role.Read => File.OpenHandle(path, FileMode.Open, FileAccess.Read),
-        Role.Write => File.OpenHandle(path, FileMode.Create, FileAccess.Write),
-        _ => File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite),
-    };
+        AddressOptions o = file.Options;
+        int flags = role switch { Role.Read => Libc.O_RDONLY, Role.Write => Libc.O_WRONLY, _ => Libc.O_RDWR };
+        if (role.HasFlag(Role.Write) || o.Creat) flags |= LinuxFlags.O_CREAT;
+        if ((role == Role.Write && !o.Append) || o.Truncate) flags |= LinuxFlags.O_TRUNC;
+        if (o.Append) flags |= LinuxFlags.O_APPEND;
+        if (o.Exclusive) flags |= LinuxFlags.O_EXCL;
+        if (o.UnlinkEarly) UnlinkEarly(file.Path);
+        int fd = Sys.Open(file.Path, flags, (int)(o.Mode ?? LinuxFlags.DefaultFileMode));
+        if (fd < 0) throw PipeTransportException.FromResult(fd, "open", file.Path);
+        var handle = new SafeFdHandle(fd);
+        if (Ownership(o, file.Path)?.Apply(file.Path) is { } error)
+        {
+            handle.Dispose();
+            throw error;
+        }
+        return handle;
+    }
+
+    /// <summary>user= and group=, or null when neither was given.</summary>
+    private static FileOwnership? Ownership(AddressOptions o, string path) =>
+        o.User is null && o.Group is null ? null : FileOwnership.Resolve(o.User, o.Group, path);
+
+    /// <summary>unlink-early: remove what is at the path (not a directory) before it is created or opened.</summary>
+    private static void UnlinkEarly(string path)
+    {
+        int r = Sys.Unlink(path);
+        if (r < 0 && r != -Libc.ENOENT) throw PipeTransportException.FromResult(r, "unlink", path);
+    }
 
     private async Task<FdConnection> ConnectTcpAsync(TcpConnectAddress tcp, CancellationToken cancellationToken)
     {
@@ -226,11 +272,13 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     {
         if (role == Role.Both)
             throw new UsageException($"fifo:{fifo.Path} carries one direction only: use -u, or fifo:IN!!fifo:OUT");
+        AddressOptions o = fifo.Options;
+        if (o.UnlinkEarly) UnlinkEarly(fifo.Path);
         if (!File.Exists(fifo.Path) && !Directory.Exists(fifo.Path))
         {
             try
             {
-                Fifo.Create(fifo.Path);
+                Fifo.Create(fifo.Path, o.Mode ?? DefaultFifoMode);
                 createdPaths.Add(fifo.Path);
                 log.Notice($"created {fifo}");
             }
@@ -239,6 +287,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 // Someone else made it between the check and mkfifo: use theirs.
             }
         }
+        if (Ownership(o, fifo.Path)?.Apply(fifo.Path) is { } error) throw error;
         FileAccess access = role == Role.Read ? FileAccess.Read : FileAccess.Write;
         SafeFdHandle end = await Fifo.OpenAsync(fifo.Path, access, ConnectionOptions, cancellationToken).ConfigureAwait(false);
         try

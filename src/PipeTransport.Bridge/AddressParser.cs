@@ -1,20 +1,27 @@
 using System.Globalization;
+using System.Net;
 
 namespace PipeTransport.Bridge;
 
-/// <summary>Parses the socat-like address grammar (see <see cref="HelpText"/>).</summary>
+/// <summary>Parses the socat-like address grammar (see <see cref="HelpText"/>), options included.</summary>
 internal static class AddressParser
 {
+    /// <summary>Options of listening sockets.</summary>
+    private static readonly string[] TcpListenOptions = ["fork", "reuseaddr", "bind", "backlog"];
+    private static readonly string[] UnixListenOptions = ["fork", "backlog", "mode", "user", "group", "unlink-early"];
+    private static readonly string[] FifoOptions = ["mode", "user", "group", "unlink-early"];
+    private static readonly string[] FileOptions = ["creat", "excl", "append", "trunc", "mode", "user", "group", "unlink-early"];
+
     public static Address Parse(string text)
     {
-        int split = text.IndexOf("!!", StringComparison.Ordinal);
-        if (split >= 0)
+        List<string> halves = AddressLexer.Split(text, "!!");
+        if (halves.Count > 1)
         {
-            string readText = text[..split], writeText = text[(split + 2)..];
+            if (halves.Count > 2)
+                throw Bad(text, "only one '!!' is allowed");
+            string readText = halves[0], writeText = halves[1];
             if (readText.Length == 0 || writeText.Length == 0)
                 throw Bad(text, "'!!' needs an address on each side (READ!!WRITE)");
-            if (writeText.Contains("!!", StringComparison.Ordinal))
-                throw Bad(text, "only one '!!' is allowed");
             Address read = ParseSingle(readText), write = ParseSingle(writeText);
             if (read.IsListener || write.IsListener)
                 throw Bad(text, "listen addresses cannot be combined with '!!'");
@@ -25,29 +32,43 @@ internal static class AddressParser
 
     private static Address ParseSingle(string text)
     {
-        int colon = text.IndexOf(':');
-        string keyword = (colon < 0 ? text : text[..colon]).ToLowerInvariant();
-        string? rest = colon < 0 ? null : text[(colon + 1)..];
+        List<string> parts = AddressLexer.Split(text, ",");
+        string head = parts[0];
+        AddressOptions options = AddressOptions.Parse(text, parts[1..]);
+        int colon = head.IndexOf(':');
+        string keyword = (colon < 0 ? head : head[..colon]).ToLowerInvariant();
+        string? rest = colon < 0 ? null : AddressLexer.Unquote(head[(colon + 1)..]);
+        Address address;
         switch (keyword)
         {
             case "stdio":
             case "-":
                 if (rest is not null) throw Bad(text, "stdio takes no parameter");
+                options.Allow(text, "stdio");
                 return new StdioAddress(text);
             case "fifo":
             case "pipe":
-                return new FifoAddress(text, RequirePath(text, keyword, rest));
+                options.Allow(text, "fifo addresses", FifoOptions);
+                address = new FifoAddress(text, RequirePath(text, keyword, rest));
+                break;
             case "file":
             case "open":
-                return new FileAddress(text, RequirePath(text, keyword, rest));
+                options.Allow(text, "file addresses", FileOptions);
+                address = new FileAddress(text, RequirePath(text, keyword, rest));
+                break;
             case "unix":
             case "unix-connect":
-                return new UnixConnectAddress(text, RequireSocketPath(text, keyword, rest));
+                options.Allow(text, "unix (connect) addresses");
+                address = new UnixConnectAddress(text, RequireSocketPath(text, keyword, rest));
+                break;
             case "unix-listen":
-                return new UnixListenAddress(text, RequireSocketPath(text, keyword, rest));
+                options.Allow(text, "unix-listen addresses", UnixListenOptions);
+                address = new UnixListenAddress(text, RequireSocketPath(text, keyword, rest));
+                break;
             case "fd":
                 if (rest is null || !int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
                     throw Bad(text, "expected fd:N with N a non-negative integer");
+                options.Allow(text, "fd addresses");
                 return new FdAddress(text, fd);
             case "tcp":
             case "tcp-connect":
@@ -56,19 +77,49 @@ internal static class AddressParser
                 (string? host, int port) = SplitHostPort(text, rest);
                 if (host is null) throw Bad(text, "expected tcp:HOST:PORT (the host is missing)");
                 if (port == 0) throw Bad(text, "cannot connect to port 0");
+                options.Allow(text, "tcp (connect) addresses");
                 return new TcpConnectAddress(text, host, port);
             }
             case "tcp-listen":
             {
                 if (rest is null) throw Bad(text, "expected tcp-listen:PORT or tcp-listen:HOST:PORT");
                 (string? host, int port) = SplitHostPort(text, rest);
-                return new TcpListenAddress(text, host, port);
+                options.Allow(text, "tcp-listen addresses", TcpListenOptions);
+                if (options.Bind is { } bind)
+                {
+                    if (host is not null) throw Bad(text, "give the host once: tcp-listen:HOST:PORT or tcp-listen:PORT,bind=HOST");
+                    host = BindHost(text, bind);
+                }
+                return new TcpListenAddress(text, host, port) { Options = options };
             }
             default:
-                throw Bad(text, colon < 0 && text.Length > 0 && text.Contains('/')
-                    ? "unknown address type (did you mean fifo:" + text + " or file:" + text + "?)"
+                throw Bad(text, colon < 0 && head.Length > 0 && head.Contains('/')
+                    ? "unknown address type (did you mean fifo:" + head + " or file:" + head + "?)"
                     : "unknown address type '" + keyword + "' (expected fifo, stdio, fd, file, unix, unix-listen, tcp, tcp-listen)");
         }
+        CheckOwnership(text, options);
+        return address with { Options = options };
+    }
+
+    /// <summary>bind=HOST of a listener: an IPv4 or IPv6 address (bracketed or not) or a name; the port is the address's.</summary>
+    private static string BindHost(string text, string bind)
+    {
+        if (IPAddress.TryParse(bind, out _)) return bind;
+        string host = bind.StartsWith('[') && bind.EndsWith(']') ? bind[1..^1] : bind;
+        if (host.Length == 0 || (host.Contains(':') && !IPAddress.TryParse(host, out _)))
+            throw Bad(text, $"bind={bind}: expected a host (the port is the address's)");
+        return host;
+    }
+
+    /// <summary>user= and group= name someone who exists (checked now, so a typo creates nothing).</summary>
+    private static void CheckOwnership(string text, AddressOptions options)
+    {
+        if (options.User is { } user && !uint.TryParse(user, NumberStyles.None, CultureInfo.InvariantCulture, out _)
+            && PipeTransport.Interop.Sys.GetUserId(user, out _) != 1)
+            throw Bad(text, $"no such user '{user}'");
+        if (options.Group is { } group && !uint.TryParse(group, NumberStyles.None, CultureInfo.InvariantCulture, out _)
+            && PipeTransport.Interop.Sys.GetGroupId(group, out _) != 1)
+            throw Bad(text, $"no such group '{group}'");
     }
 
     private static string RequirePath(string text, string keyword, string? rest)

@@ -93,7 +93,9 @@ internal sealed class BridgeCommand
     {
         Address first = AddressParser.Parse(parseResult.GetRequiredValue(_first));
         Address second = AddressParser.Parse(parseResult.GetRequiredValue(_second));
-        bool fork = parseResult.GetValue(_fork);
+        bool fork = parseResult.GetValue(_fork) || first.Options.Fork;
+        if (second.Options.Fork)
+            throw new UsageException($"'{second}': fork applies to ADDRESS1, the listen address that serves many connections");
         if (fork && !first.IsListener)
             throw new UsageException("--fork needs a listen address (unix-listen:, tcp-listen:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
