@@ -30,6 +30,9 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     /// <summary>Opens <paramref name="address"/> for <paramref name="role"/>; a listen address accepts one connection.</summary>
     public async Task<OpenedAddress> OpenAsync(Address address, Role role, CancellationToken cancellationToken)
     {
+        // pipe:PATH used both ways is the FIFO's read end and its write end: an echo.
+        if (address is FifoAddress { EchoWhenBoth: true } echo && role == Role.Both)
+            address = new SplitAddress(echo.Text, echo, echo);
         if (address is SplitAddress split)
         {
             // Both halves open at once: each may wait for a peer that the other one is (the read and
@@ -149,7 +152,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     private async Task<FdConnection> OpenConnectionAsync(Address address, Role role, CancellationToken cancellationToken)
     {
         FdConnection connection = await OpenUngrownAsync(address, role, cancellationToken).ConfigureAwait(false);
-        if (address is FifoAddress or StdioAddress or FdAddress)
+        if (address is FifoAddress or StdioAddress or FdAddress or AnonymousPipeAddress)
             GrowPipeBuffers(connection);
         return connection;
     }
@@ -162,7 +165,9 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             {
                 case FifoAddress fifo:
                     return await OpenFifoAsync(fifo, role, cancellationToken).ConfigureAwait(false);
-                case StdioAddress:
+                case StdioAddress stdio:
+                    if ((role.HasFlag(Role.Read) && !stdio.CanRead) || (role.HasFlag(Role.Write) && !stdio.CanWrite))
+                        throw new InvalidOperationException($"{stdio} cannot be opened for {role}");
                     return role switch
                     {
                         Role.Read => FdConnection.FromFd(new SafeFileHandle(0, ownsHandle: true), ConnectionOptions),
@@ -173,6 +178,10 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                     if (Sys.CheckOpen(fd.Fd) is var r and < 0)
                         throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
+                case AnonymousPipeAddress:
+                    return OpenAnonymousPipe(role);
+                case FileAddress { Kind: FileKind.GOpen } gopen when IsSocket(gopen.Path):
+                    return await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(gopen.Path), ConnectionOptions, cancellationToken).ConfigureAwait(false);
                 case FileAddress file:
                     return FdConnection.FromFd(OpenFile(file, role), ConnectionOptions);
                 case UnixConnectAddress unix:
@@ -196,15 +205,30 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     }
 
     /// <summary>
-    /// file:PATH is read as it is, and created when written to (truncated when only written, unless
-    /// append); creat, excl, append and trunc add their open(2) flags; mode applies when it creates.
+    /// The open(2) flags of each <see cref="FileKind"/>, then those of creat, excl, append and trunc;
+    /// mode applies when the file is created.
     /// </summary>
     private static SafeFdHandle OpenFile(FileAddress file, Role role)
     {
         AddressOptions o = file.Options;
         int flags = role switch { Role.Read => Libc.O_RDONLY, Role.Write => Libc.O_WRONLY, _ => Libc.O_RDWR };
-        if (role.HasFlag(Role.Write) || o.Creat) flags |= LinuxFlags.O_CREAT;
-        if ((role == Role.Write && !o.Append) || o.Truncate) flags |= LinuxFlags.O_TRUNC;
+        bool writes = role.HasFlag(Role.Write);
+        switch (file.Kind)
+        {
+            case FileKind.File:
+                if (writes) flags |= LinuxFlags.O_CREAT;
+                if (role == Role.Write && !o.Append) flags |= LinuxFlags.O_TRUNC;
+                break;
+            case FileKind.GOpen:
+                flags |= LinuxFlags.O_CREAT;
+                if (writes) flags |= LinuxFlags.O_APPEND;
+                break;
+            case FileKind.Create:
+                flags |= LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC;
+                break;
+        }
+        if (o.Creat) flags |= LinuxFlags.O_CREAT;
+        if (o.Truncate) flags |= LinuxFlags.O_TRUNC;
         if (o.Append) flags |= LinuxFlags.O_APPEND;
         if (o.Exclusive) flags |= LinuxFlags.O_EXCL;
         if (o.UnlinkEarly) UnlinkEarly(file.Path);
@@ -217,6 +241,38 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             throw error;
         }
         return handle;
+    }
+
+    private static bool IsSocket(string path) =>
+        Sys.Stat(path, followLinks: true, out uint type, out _) == 0 && type == Libc.S_IFSOCK;
+
+    /// <summary>
+    /// socat's bare pipe: what the bridge writes it reads back. Opened for one direction only, the other
+    /// end is closed at once (reading then sees EOF, writing EPIPE).
+    /// </summary>
+    private FdConnection OpenAnonymousPipe(Role role)
+    {
+        int r = Sys.Pipe(out int readFd, out int writeFd);
+        if (r < 0) throw PipeTransportException.FromResult(r, "pipe", "pipe");
+        var readEnd = new SafeFdHandle(readFd);
+        var writeEnd = new SafeFdHandle(writeFd);
+        try
+        {
+            if (role == Role.Read) writeEnd.Dispose();
+            if (role == Role.Write) readEnd.Dispose();
+            return role switch
+            {
+                Role.Read => FdConnection.FromFd(readEnd, ConnectionOptions),
+                Role.Write => FdConnection.FromFd(writeEnd, ConnectionOptions),
+                _ => FdConnection.FromFds(readEnd, writeEnd, ConnectionOptions),
+            };
+        }
+        catch
+        {
+            readEnd.Dispose();
+            writeEnd.Dispose();
+            throw;
+        }
     }
 
     /// <summary>user= and group=, or null when neither was given.</summary>
@@ -235,6 +291,8 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         IPAddress[] candidates = IPAddress.TryParse(tcp.Host, out IPAddress? literal)
             ? [literal]
             : await Dns.GetHostAddressesAsync(tcp.Host, cancellationToken).ConfigureAwait(false);
+        if (tcp.Family is { } family)
+            candidates = Array.FindAll(candidates, a => a.AddressFamily == family);
         Exception? last = null;
         foreach (IPAddress candidate in candidates)
         {
@@ -247,18 +305,21 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 last = e;
             }
         }
-        throw last ?? new BridgeFailure(tcp, "resolve: no address found");
+        throw last ?? new BridgeFailure(tcp, tcp.Family is null ? "resolve: no address found" : $"resolve: no {FamilyName(tcp.Family)} address found");
     }
 
     private static IPAddress ResolveListenHost(TcpListenAddress tcp)
     {
-        if (tcp.Host is null) return IPAddress.Any;
+        if (tcp.Host is null) return tcp.Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
         if (IPAddress.TryParse(tcp.Host, out IPAddress? literal)) return literal;
         IPAddress[] addresses = Dns.GetHostAddresses(tcp.Host);
-        return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-            ?? addresses.FirstOrDefault()
-            ?? throw new BridgeFailure(tcp, "resolve: no address found");
+        AddressFamily preferred = tcp.Family ?? AddressFamily.InterNetwork;
+        return addresses.FirstOrDefault(a => a.AddressFamily == preferred)
+            ?? (tcp.Family is null ? addresses.FirstOrDefault() : null)
+            ?? throw new BridgeFailure(tcp, tcp.Family is null ? "resolve: no address found" : $"resolve: no {FamilyName(tcp.Family)} address found");
     }
+
+    private static string FamilyName(AddressFamily? family) => family == AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4";
 
     private static string Describe(Address address, EndPoint endPoint) => endPoint switch
     {

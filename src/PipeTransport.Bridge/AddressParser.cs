@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 
 namespace PipeTransport.Bridge;
 
@@ -38,27 +39,49 @@ internal static class AddressParser
         int colon = head.IndexOf(':');
         string keyword = (colon < 0 ? head : head[..colon]).ToLowerInvariant();
         string? rest = colon < 0 ? null : AddressLexer.Unquote(head[(colon + 1)..]);
+        // socat's short forms: a number is an fd, a '/' before any ':' is a path for gopen.
+        if (head.Length > 0 && char.IsAsciiDigit(head[0]) && colon < 0)
+            (keyword, rest) = ("fd", head);
+        else if (head.IndexOf('/') is >= 0 and var slash && (colon < 0 || slash < colon))
+            (keyword, rest) = ("gopen", AddressLexer.Unquote(head));
         Address address;
         switch (keyword)
         {
             case "stdio":
             case "-":
-                if (rest is not null) throw Bad(text, "stdio takes no parameter");
-                options.Allow(text, "stdio");
-                return new StdioAddress(text);
+            case "stdin":
+            case "stdout":
+                if (rest is not null) throw Bad(text, $"{keyword} takes no parameter");
+                options.Allow(text, keyword);
+                return new StdioAddress(text, Reads: keyword != "stdout", Writes: keyword != "stdin");
             case "fifo":
-            case "pipe":
                 options.Allow(text, "fifo addresses", FifoOptions);
                 address = new FifoAddress(text, RequirePath(text, keyword, rest));
                 break;
+            case "pipe" when rest is null:
+                options.Allow(text, "pipe (the anonymous echo pipe)");
+                return new AnonymousPipeAddress(text);
+            case "pipe":
+                options.Allow(text, "pipe addresses", FifoOptions);
+                address = new FifoAddress(text, RequirePath(text, keyword, rest), EchoWhenBoth: true);
+                break;
             case "file":
             case "open":
-                options.Allow(text, "file addresses", FileOptions);
-                address = new FileAddress(text, RequirePath(text, keyword, rest));
+            case "gopen":
+            case "create":
+                options.Allow(text, $"{keyword} addresses", FileOptions);
+                address = new FileAddress(text, RequirePath(text, keyword, rest), keyword switch
+                {
+                    "open" => FileKind.Open,
+                    "gopen" => FileKind.GOpen,
+                    "create" => FileKind.Create,
+                    _ => FileKind.File,
+                });
                 break;
             case "unix":
             case "unix-connect":
-                options.Allow(text, "unix (connect) addresses");
+            case "unix-client":
+                options.Allow(text, $"{keyword} addresses");
                 address = new UnixConnectAddress(text, RequireSocketPath(text, keyword, rest));
                 break;
             case "unix-listen":
@@ -72,33 +95,56 @@ internal static class AddressParser
                 return new FdAddress(text, fd);
             case "tcp":
             case "tcp-connect":
+            case "tcp4":
+            case "tcp4-connect":
+            case "tcp6":
+            case "tcp6-connect":
             {
-                if (rest is null) throw Bad(text, "expected tcp:HOST:PORT");
+                if (rest is null) throw Bad(text, $"expected {keyword}:HOST:PORT");
                 (string? host, int port) = SplitHostPort(text, rest);
-                if (host is null) throw Bad(text, "expected tcp:HOST:PORT (the host is missing)");
+                if (host is null) throw Bad(text, $"expected {keyword}:HOST:PORT (the host is missing)");
                 if (port == 0) throw Bad(text, "cannot connect to port 0");
                 options.Allow(text, "tcp (connect) addresses");
-                return new TcpConnectAddress(text, host, port);
+                AddressFamily? family = FamilyOf(keyword);
+                CheckFamily(text, host, family);
+                return new TcpConnectAddress(text, host, port, family);
             }
             case "tcp-listen":
+            case "tcp4-listen":
+            case "tcp6-listen":
             {
-                if (rest is null) throw Bad(text, "expected tcp-listen:PORT or tcp-listen:HOST:PORT");
+                if (rest is null) throw Bad(text, $"expected {keyword}:PORT or {keyword}:HOST:PORT");
                 (string? host, int port) = SplitHostPort(text, rest);
                 options.Allow(text, "tcp-listen addresses", TcpListenOptions);
                 if (options.Bind is { } bind)
                 {
-                    if (host is not null) throw Bad(text, "give the host once: tcp-listen:HOST:PORT or tcp-listen:PORT,bind=HOST");
+                    if (host is not null) throw Bad(text, $"give the host once: {keyword}:HOST:PORT or {keyword}:PORT,bind=HOST");
                     host = BindHost(text, bind);
                 }
-                return new TcpListenAddress(text, host, port) { Options = options };
+                AddressFamily? family = FamilyOf(keyword);
+                if (host is not null) CheckFamily(text, host, family);
+                return new TcpListenAddress(text, host, port, family) { Options = options };
             }
             default:
-                throw Bad(text, colon < 0 && head.Length > 0 && head.Contains('/')
-                    ? "unknown address type (did you mean fifo:" + head + " or file:" + head + "?)"
-                    : "unknown address type '" + keyword + "' (expected fifo, stdio, fd, file, unix, unix-listen, tcp, tcp-listen)");
+                throw Bad(text, $"unknown address type '{keyword}' (expected {KnownTypes})");
         }
         CheckOwnership(text, options);
         return address with { Options = options };
+    }
+
+    private const string KnownTypes =
+        "stdio, stdin, stdout, fd, fifo, pipe, file, open, gopen, create, unix-connect, unix-listen, tcp, tcp-listen";
+
+    /// <summary>tcp4… is IPv4 only, tcp6… IPv6 only; plain tcp takes either.</summary>
+    private static AddressFamily? FamilyOf(string keyword) =>
+        keyword.StartsWith("tcp4", StringComparison.Ordinal) ? AddressFamily.InterNetwork
+        : keyword.StartsWith("tcp6", StringComparison.Ordinal) ? AddressFamily.InterNetworkV6
+        : null;
+
+    private static void CheckFamily(string text, string host, AddressFamily? family)
+    {
+        if (family is { } f && IPAddress.TryParse(host, out IPAddress? literal) && literal.AddressFamily != f)
+            throw Bad(text, f == AddressFamily.InterNetwork ? $"'{host}' is not an IPv4 address" : $"'{host}' is not an IPv6 address");
     }
 
     /// <summary>bind=HOST of a listener: an IPv4 or IPv6 address (bracketed or not) or a name; the port is the address's.</summary>

@@ -101,9 +101,9 @@ internal sealed class BridgeCommand
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
         bool unidirectional = parseResult.GetValue(_unidirectional);
-        if (!unidirectional && (first is FifoAddress || second is FifoAddress))
+        if (!unidirectional && (first is FifoAddress { EchoWhenBoth: false } || second is FifoAddress { EchoWhenBoth: false }))
         {
-            Address fifo = first is FifoAddress ? first : second;
+            Address fifo = first is FifoAddress { EchoWhenBoth: false } ? first : second;
             throw new UsageException($"'{fifo}' carries one direction only: add -u, or give both directions as fifo:IN!!fifo:OUT");
         }
         bool forward = first.CanRead && second.CanWrite;
@@ -121,6 +121,10 @@ internal sealed class BridgeCommand
             throw new UsageException("-v shows the data, which --engine splice never sees: use --engine copy or auto");
         if (!forward && !backward)
             throw new UsageException($"nothing to copy between '{first}' and '{second}': no direction has an address to read and one to write");
+        Role firstRole = (forward ? Role.Read : 0) | (backward ? Role.Write : 0), secondRole = (forward ? Role.Write : 0) | (backward ? Role.Read : 0);
+        int shared = FdsOf(first, firstRole).Intersect(FdsOf(second, secondRole)).DefaultIfEmpty(-1).First();
+        if (shared >= 0)
+            throw new UsageException($"'{first}' and '{second}' both use fd {shared}: each fd can be one address only");
         return new BridgeOptions(
             first,
             second,
@@ -133,6 +137,15 @@ internal sealed class BridgeCommand
             parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
             engine);
     }
+
+    /// <summary>The inherited fds an address takes over for <paramref name="role"/>.</summary>
+    private static IEnumerable<int> FdsOf(Address address, Role role) => address switch
+    {
+        StdioAddress => (role.HasFlag(Role.Read) ? [0] : Array.Empty<int>()).Concat(role.HasFlag(Role.Write) ? [1] : []),
+        FdAddress fd when role != 0 => [fd.Fd],
+        SplitAddress split => FdsOf(split.Read, role & Role.Read).Concat(FdsOf(split.Write, role & Role.Write)),
+        _ => [],
+    };
 
     /// <summary>The generated help followed by the address grammar and examples.</summary>
     private sealed class GrammarHelpAction(HelpAction builtIn) : SynchronousCommandLineAction

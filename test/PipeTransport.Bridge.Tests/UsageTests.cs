@@ -10,7 +10,7 @@ public sealed class UsageTests
     private static IEnumerable<TestCaseData> BadCommandLines()
     {
         yield return Case("unknown address type 'foo'", "foo:1", "stdio");
-        yield return Case("did you mean fifo:/tmp/x", "/tmp/x", "stdio");
+        yield return Case("unknown address type 'tcp-lsten'", "tcp-lsten:80", "stdio");
         yield return Case("bad port 'host'", "tcp:host", "stdio");
         yield return Case("bad port '99999'", "tcp:127.0.0.1:99999", "stdio");
         yield return Case("cannot connect to port 0", "tcp:127.0.0.1:0", "stdio");
@@ -28,6 +28,13 @@ public sealed class UsageTests
         yield return Case("only one '!!'", "stdio!!stdio!!stdio", "stdio");
         yield return Case("listen addresses cannot be combined", "tcp-listen:0!!stdio", "stdio");
         yield return Case("stdio takes no parameter", "stdio:x", "stdio");
+        yield return Case("stdin takes no parameter", "STDIN:x", "stdout");
+        yield return Case("nothing to copy between 'stdin' and 'stdin'", "stdin", "stdin");
+        yield return Case("both use fd 0", "fd:0", "-");
+        yield return Case("both use fd 5", "fd:5", "fd:5");
+        yield return Case("'::1' is not an IPv4 address", "tcp4-listen:0,bind=::1", "stdio");
+        yield return Case("'127.0.0.1' is not an IPv6 address", "stdio", "tcp6:127.0.0.1:80");
+        yield return Case("expected tcp4:HOST:PORT", "stdio", "TCP4");
         yield return Case("carries one direction only", "fifo:/tmp/a", "stdio");
         yield return Case("unknown option '--bogus'", "--bogus", "stdio", "stdio");
         yield return Case("bad block size '0'", "-b", "0", "stdio", "stdio");
