@@ -84,6 +84,12 @@ internal sealed record TcpListenAddress(string Text, string? Host, int Port, Add
     public override bool IsListener => true;
 }
 
+/// <summary>
+/// <c>exec:PROGRAM ARGS</c> (split into words here, no shell) or <c>system:COMMAND</c> (run by
+/// <c>/bin/sh -c</c>): a child process whose stdin and stdout are the address.
+/// </summary>
+internal sealed record ExecAddress(string Text, IReadOnlyList<string> Arguments, bool Shell) : Address(Text);
+
 /// <summary><c>A!!B</c>: read from <see cref="Read"/>, write to <see cref="Write"/>.</summary>
 internal sealed record SplitAddress(string Text, Address Read, Address Write) : Address(Text)
 {

@@ -30,6 +30,20 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     /// <summary>Opens <paramref name="address"/> for <paramref name="role"/>; a listen address accepts one connection.</summary>
     public async Task<OpenedAddress> OpenAsync(Address address, Role role, CancellationToken cancellationToken)
     {
+        var children = new List<ChildProgram>();
+        try
+        {
+            return await OpenAsync(address, role, children, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (ChildProgram child in children) await child.StopAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<OpenedAddress> OpenAsync(Address address, Role role, List<ChildProgram> children, CancellationToken cancellationToken)
+    {
         // pipe:PATH used both ways is the FIFO's read end and its write end: an echo.
         if (address is FifoAddress { EchoWhenBoth: true } echo && role == Role.Both)
             address = new SplitAddress(echo.Text, echo, echo);
@@ -38,14 +52,14 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             // Both halves open at once: each may wait for a peer that the other one is (the read and
             // the write end of one FIFO wait for each other).
             (FdConnection? reader, FdConnection? writer) = await OpenBothAsync(
-                async ct => role.HasFlag(Role.Read) ? await OpenConnectionAsync(split.Read, Role.Read, ct).ConfigureAwait(false) : null,
-                async ct => role.HasFlag(Role.Write) ? await OpenConnectionAsync(split.Write, Role.Write, ct).ConfigureAwait(false) : null,
+                async ct => role.HasFlag(Role.Read) ? await OpenConnectionAsync(split.Read, Role.Read, children, ct).ConfigureAwait(false) : null,
+                async ct => role.HasFlag(Role.Write) ? await OpenConnectionAsync(split.Write, Role.Write, children, ct).ConfigureAwait(false) : null,
                 cancellationToken).ConfigureAwait(false);
-            return new OpenedAddress(split.Read, reader, split.Write, writer);
+            return new OpenedAddress(split.Read, reader, split.Write, writer, children);
         }
-        FdConnection connection = await OpenConnectionAsync(address, role, cancellationToken).ConfigureAwait(false);
+        FdConnection connection = await OpenConnectionAsync(address, role, children, cancellationToken).ConfigureAwait(false);
         return new OpenedAddress(address, role.HasFlag(Role.Read) ? connection : null,
-            address, role.HasFlag(Role.Write) ? connection : null);
+            address, role.HasFlag(Role.Write) ? connection : null, children);
     }
 
     /// <summary>
@@ -149,15 +163,15 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     /// <summary>A FIFO pipebridge creates is private unless mode= says otherwise.</summary>
     private const UnixFileMode DefaultFifoMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    private async Task<FdConnection> OpenConnectionAsync(Address address, Role role, CancellationToken cancellationToken)
+    private async Task<FdConnection> OpenConnectionAsync(Address address, Role role, List<ChildProgram> children, CancellationToken cancellationToken)
     {
-        FdConnection connection = await OpenUngrownAsync(address, role, cancellationToken).ConfigureAwait(false);
-        if (address is FifoAddress or StdioAddress or FdAddress or AnonymousPipeAddress)
+        FdConnection connection = await OpenUngrownAsync(address, role, children, cancellationToken).ConfigureAwait(false);
+        if (address is FifoAddress or StdioAddress or FdAddress or AnonymousPipeAddress or ExecAddress)
             GrowPipeBuffers(connection);
         return connection;
     }
 
-    private async Task<FdConnection> OpenUngrownAsync(Address address, Role role, CancellationToken cancellationToken)
+    private async Task<FdConnection> OpenUngrownAsync(Address address, Role role, List<ChildProgram> children, CancellationToken cancellationToken)
     {
         try
         {
@@ -177,9 +191,18 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 case FdAddress fd:
                     if (Sys.CheckOpen(fd.Fd) is var r and < 0)
                         throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
+                    // An inherited fd stays ours: exec: children get 0, 1 and 2 only.
+                    Sys.Fcntl(fd.Fd, LinuxFlags.F_SETFD, LinuxFlags.FD_CLOEXEC);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case AnonymousPipeAddress:
                     return OpenAnonymousPipe(role);
+                case ExecAddress exec:
+                {
+                    ChildProgram child = ChildProgram.Start(exec, role, ConnectionOptions);
+                    lock (children) children.Add(child);
+                    log.Info($"started {exec} (pid {child.Pid})");
+                    return child.Connection;
+                }
                 case FileAddress { Kind: FileKind.GOpen } gopen when IsSocket(gopen.Path):
                     return await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(gopen.Path), ConnectionOptions, cancellationToken).ConfigureAwait(false);
                 case FileAddress file:

@@ -88,6 +88,18 @@ internal static class AddressParser
                 options.Allow(text, "unix-listen addresses", UnixListenOptions);
                 address = new UnixListenAddress(text, RequireSocketPath(text, keyword, rest));
                 break;
+            case "exec":
+            {
+                // The words keep what quotes grouped: exec:sh -c 'exit 3' runs sh with two arguments.
+                List<string> words = colon < 0 ? [] : AddressLexer.SplitWords(head[(colon + 1)..]);
+                if (words.Count == 0) throw Bad(text, "expected exec:PROGRAM [ARGUMENTS]");
+                options.Allow(text, "exec addresses");
+                return new ExecAddress(text, words, Shell: false);
+            }
+            case "system":
+                if (string.IsNullOrWhiteSpace(rest)) throw Bad(text, "expected system:SHELL-COMMAND");
+                options.Allow(text, "system addresses");
+                return new ExecAddress(text, [rest], Shell: true);
             case "fd":
                 if (rest is null || !int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
                     throw Bad(text, "expected fd:N with N a non-negative integer");
@@ -133,7 +145,7 @@ internal static class AddressParser
     }
 
     private const string KnownTypes =
-        "stdio, stdin, stdout, fd, fifo, pipe, file, open, gopen, create, unix-connect, unix-listen, tcp, tcp-listen";
+        "stdio, stdin, stdout, fd, fifo, pipe, file, open, gopen, create, unix-connect, unix-listen, tcp, tcp-listen, exec, system";
 
     /// <summary>tcp4… is IPv4 only, tcp6… IPv6 only; plain tcp takes either.</summary>
     private static AddressFamily? FamilyOf(string keyword) =>

@@ -77,6 +77,8 @@ internal static class BridgeRunner
         await using OpenedAddress a = first!;
         await using OpenedAddress b = second!;
         await BridgeSession.RunAsync(a, b, options, stats, log, cancellationToken).ConfigureAwait(false);
+        await a.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+        await b.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
@@ -123,6 +125,7 @@ internal static class BridgeRunner
                 settingUp.Release();
                 setUp = true;
                 await session.ConfigureAwait(false);
+                await second.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
             }
             catch (BridgeFailure failure)
             {

@@ -27,8 +27,17 @@ internal sealed class Direction(
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        if (ChooseEngine() == Engine.Splice) await SpliceAsync(cancellationToken).ConfigureAwait(false);
-        else await CopyAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (ChooseEngine() == Engine.Splice) await SpliceAsync(cancellationToken).ConfigureAwait(false);
+            else await CopyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (BridgeFailure failure) when (destinationAddress is ExecAddress && ReferenceEquals(failure.Address, destinationAddress)
+            && failure.InnerException is PipeTransportException { Errno: Mono.Unix.Native.Errno.EPIPE } or FdConnectionResetException)
+        {
+            // The program stopped reading its stdin (or exited): the rest is dropped, and its exit
+            // status says whether that was a failure.
+        }
         try
         {
             // Flushes what is left, then shutdown(SHUT_WR) on a socket or close of a pipe's write end.
