@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Win32.SafeHandles;
@@ -124,6 +125,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             if (o.Backlog is { } backlog) listenerOptions.Backlog = backlog;
             if (o.ReuseAddress is { } reuse) listenerOptions.ReuseAddress = reuse;
             if (o.Mode is { } mode) listenerOptions.UnixSocketMode = mode;
+            if (log.Level >= BridgeLog.WarningLevel) listenerOptions.Events = e => log.Warning(Describe(address, e));
             if (address is UnixListenAddress { Options.UnlinkEarly: true } unixListen)
                 UnlinkEarly(unixListen.Path);
             // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
@@ -214,8 +216,10 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                 case UnixListenAddress or TcpListenAddress:
                 {
                     await using FdListener listener = Listen(address);
-                    FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-                    return accepted ?? throw new OperationCanceledException(cancellationToken);
+                    FdConnection accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false)
+                        ?? throw new OperationCanceledException(cancellationToken);
+                    if (log.ShowsNotices) log.Notice($"accepted connection from {PeerOf(accepted)} on {address}");
+                    return accepted;
                 }
                 default:
                     throw new InvalidOperationException($"cannot open {address}");
@@ -343,6 +347,26 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     }
 
     private static string FamilyName(AddressFamily? family) => family == AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4";
+
+    /// <summary>How notices name an accepted peer: its IP address and port, or the pid of a Unix socket's peer.</summary>
+    public static string PeerOf(FdConnection connection) => connection.RemoteEndPoint switch
+    {
+        IPEndPoint ip when ip.AddressFamily == AddressFamily.InterNetworkV6 => $"[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"{ip.Address}:{ip.Port}",
+        _ when connection.PeerCredentials is { } credentials => $"pid {credentials.ProcessId} (uid {credentials.UserId})",
+        _ => "an unnamed peer",
+    };
+
+    /// <summary>The -d warnings of a listener at the fd limit.</summary>
+    private static string Describe(Address address, FdListenerEvent e) => e.Kind switch
+    {
+        FdListenerEventKind.FdLimitEntered => e.Errno == 0
+            ? $"accepting on {address} paused: too few fds free, clients wait in the backlog"
+            : $"accepting on {address} paused: accept4: {BridgeFailure.Describe((int)e.Errno)}; clients wait in the backlog",
+        FdListenerEventKind.FdLimitLeft => string.Create(CultureInfo.InvariantCulture,
+            $"accepting on {address} resumed after {e.Duration.TotalSeconds:0.000} s at the fd limit"),
+        _ => $"accepting on {address}: accept4: {BridgeFailure.Describe((int)e.Errno)}",
+    };
 
     private static string Describe(Address address, EndPoint endPoint) => endPoint switch
     {

@@ -45,6 +45,21 @@ internal sealed class BridgeCommand
         Description = "More messages on stderr, like socat: -d warnings, -d -d notices (the listening address, created FIFOs), -d -d -d details",
     };
 
+    private readonly Option<TimeSpan?> _idleTimeout = new("-T")
+    {
+        Description = "End a session after SECONDS without a byte either way, like socat -T",
+        HelpName = "SECONDS",
+        CustomParser = result => ParseSeconds(result, allowZero: false),
+    };
+
+    private readonly Option<TimeSpan?> _halfCloseTimeout = new("-t")
+    {
+        Description = "Once one direction has ended, give the other SECONDS to end, then end the session (socat -t; "
+            + "by default pipebridge waits for the other direction's own EOF, where socat waits 0.5 s)",
+        HelpName = "SECONDS",
+        CustomParser = result => ParseSeconds(result, allowZero: true),
+    };
+
     private readonly Option<Engine> _engine = new("--engine")
     {
         Description = "auto: splice between pipes and sockets, copy otherwise; splice: kernel-side only; copy: through FdConnection pipes",
@@ -74,7 +89,7 @@ internal sealed class BridgeCommand
     {
         Root = new RootCommand(HelpText.Description)
         {
-            _unidirectional, _blockSize, _fork, _stats, _dumpData, _debug, _engine, _first, _second,
+            _unidirectional, _blockSize, _fork, _stats, _dumpData, _debug, _idleTimeout, _halfCloseTimeout, _engine, _first, _second,
         };
         foreach (Option option in Root.Options)
         {
@@ -135,8 +150,24 @@ internal sealed class BridgeCommand
             parseResult.GetValue(_stats),
             dumpData,
             parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
-            engine);
+            engine,
+            parseResult.GetValue(_idleTimeout),
+            parseResult.GetValue(_halfCloseTimeout));
     }
+
+    /// <summary>Seconds as socat takes them (0.5, 5, 1e-3), at most a day.</summary>
+    private static TimeSpan? ParseSeconds(System.CommandLine.Parsing.ArgumentResult result, bool allowZero)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds)
+            && (seconds > 0 || (allowZero && seconds == 0)) && seconds <= MaxTimeoutSeconds)
+            return TimeSpan.FromSeconds(seconds);
+        result.AddError($"bad timeout '{text}' for {((System.CommandLine.Parsing.OptionResult)result.Parent!).Option.Name} (expected seconds, e.g. 0.5 or 30{(allowZero ? "" : ", more than 0")})");
+        return null;
+    }
+
+    /// <summary>The longest -T or -t: a day (a timer cannot wait much longer, and no session needs it).</summary>
+    private const double MaxTimeoutSeconds = 24 * 60 * 60;
 
     /// <summary>The inherited fds an address takes over for <paramref name="role"/>.</summary>
     private static IEnumerable<int> FdsOf(Address address, Role role) => address switch

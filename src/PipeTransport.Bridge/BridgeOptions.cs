@@ -14,7 +14,9 @@ internal sealed record BridgeOptions(
     bool Stats,
     bool DumpData,
     int DebugLevel,
-    Engine Engine)
+    Engine Engine,
+    TimeSpan? IdleTimeout = null,
+    TimeSpan? HalfCloseTimeout = null)
 {
     /// <summary>
     /// The copy engine's default block (one read, one pool block): 256 KiB reads drain a 1 MiB FIFO

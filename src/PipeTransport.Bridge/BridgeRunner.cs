@@ -76,9 +76,12 @@ internal static class BridgeRunner
             cancellationToken).ConfigureAwait(false);
         await using OpenedAddress a = first!;
         await using OpenedAddress b = second!;
-        await BridgeSession.RunAsync(a, b, options, stats, log, cancellationToken).ConfigureAwait(false);
-        await a.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
-        await b.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+        // A session that a timeout ended does not wait for its children: disposing ends them.
+        if (await BridgeSession.RunAsync(a, b, options, stats, log, peer: null, cancellationToken).ConfigureAwait(false))
+        {
+            await a.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+            await b.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
@@ -114,6 +117,12 @@ internal static class BridgeRunner
         async Task ServeOneAsync(FdConnection accepted)
         {
             await Task.Yield();
+            string? peer = null;
+            if (log.ShowsNotices)
+            {
+                peer = AddressOpener.PeerOf(accepted);
+                log.Notice($"accepted connection from {peer} on {options.First}");
+            }
             bool setUp = false;
             try
             {
@@ -121,11 +130,11 @@ internal static class BridgeRunner
                     options.Backward ? accepted : null);
                 await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
                 // The engines make their fds (splice pipes) before their first wait.
-                Task session = BridgeSession.RunAsync(first, second, options, stats, log, cancellationToken);
+                Task<bool> session = BridgeSession.RunAsync(first, second, options, stats, log, peer, cancellationToken);
                 settingUp.Release();
                 setUp = true;
-                await session.ConfigureAwait(false);
-                await second.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+                if (await session.ConfigureAwait(false))
+                    await second.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
             }
             catch (BridgeFailure failure)
             {

@@ -11,8 +11,15 @@ internal sealed class Direction(
     Address sourceAddress, FdConnection source, Address destinationAddress, FdConnection destination,
     BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly, DataDump? dump)
 {
+    private Func<long> _bytes = static () => 0;
+
+    public Address SourceAddress => sourceAddress;
+    public Address DestinationAddress => destinationAddress;
     public FdConnection Source => source;
     public FdConnection Destination => destination;
+
+    /// <summary>Bytes moved so far (read while the engine runs, for -T and the notices).</summary>
+    public long Bytes => _bytes();
 
     /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets.</summary>
     public Engine ChooseEngine()
@@ -57,7 +64,8 @@ internal sealed class Direction(
     {
         using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.SpliceChunkSize,
             sourceAddress.Text, destinationAddress.Text);
-        using IDisposable tracking = stats.Track(() => copier.BytesCopied);
+        _bytes = () => copier.BytesCopied;
+        using IDisposable tracking = stats.Track(_bytes);
         try
         {
             await copier.CopyToEndAsync(cancellationToken).ConfigureAwait(false);
@@ -84,7 +92,8 @@ internal sealed class Direction(
         // The loop below never blocks, so a write that waited completes on the reactor thread and the
         // loop goes on there (with the inline ApplicationScheduler, the whole copy runs on one thread).
         var writer = new RawFdWriter(destination.OutputFd, destinationAddress.Text, continueOnReactor: true);
-        using IDisposable tracking = stats.Track(() => writer.BytesWritten);
+        _bytes = () => writer.BytesWritten;
+        using IDisposable tracking = stats.Track(_bytes);
         PipeReader input = source.Input;
         while (true)
         {
@@ -121,7 +130,8 @@ internal sealed class Direction(
     private async Task CopyThroughOutputAsync(CancellationToken cancellationToken)
     {
         var counter = new ByteCounter();
-        using IDisposable tracking = stats.Track(() => counter.Value);
+        _bytes = () => counter.Value;
+        using IDisposable tracking = stats.Track(_bytes);
         PipeReader input = source.Input;
         PipeWriter output = destination.Output;
         while (true)
