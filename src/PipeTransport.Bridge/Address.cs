@@ -72,6 +72,15 @@ internal sealed record UnixListenAddress(string Text, string Path) : Address(Tex
     public override bool IsListener => true;
 }
 
+/// <summary>
+/// <c>accept-fd:N</c> (socat 1.8's name): accept connections on a listening socket inherited as fd N,
+/// as systemd socket activation passes it. Without N, the first fd of <c>LISTEN_FDS</c> (fd 3).
+/// </summary>
+internal sealed record AcceptFdAddress(string Text, int Fd) : Address(Text)
+{
+    public override bool IsListener => true;
+}
+
 /// <summary><c>tcp:HOST:PORT</c>: connect over TCP; <c>tcp4:</c>/<c>tcp6:</c> set <see cref="Family"/>.</summary>
 internal sealed record TcpConnectAddress(string Text, string Host, int Port, AddressFamily? Family = null) : Address(Text);
 

@@ -108,10 +108,11 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     {
         try
         {
-            EndPoint endPoint = address switch
+            EndPoint? endPoint = address switch
             {
                 UnixListenAddress unix => new UnixDomainSocketEndPoint(unix.Path),
                 TcpListenAddress tcp => new IPEndPoint(ResolveListenHost(tcp), tcp.Port),
+                AcceptFdAddress => null,
                 _ => throw new InvalidOperationException($"{address} is not a listen address"),
             };
             AddressOptions o = address.Options;
@@ -128,8 +129,16 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             if (log.Level >= BridgeLog.WarningLevel) listenerOptions.Events = e => log.Warning(Describe(address, e));
             if (address is UnixListenAddress { Options.UnlinkEarly: true } unixListen)
                 UnlinkEarly(unixListen.Path);
-            // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
-            var listener = FdListener.Bind(endPoint, listenerOptions);
+            FdListener listener;
+            if (address is AcceptFdAddress inherited)
+            {
+                listener = AdoptListener(inherited, listenerOptions);
+            }
+            else
+            {
+                // FdListener removes the socket file it created when disposed (also on Ctrl-C/SIGTERM).
+                listener = FdListener.Bind(endPoint!, listenerOptions);
+            }
             string listening = $"listening on {Describe(address, listener.LocalEndPoint)}";
             if (options.Stats) log.Report(listening);
             else log.Notice(listening);
@@ -213,7 +222,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                     return await FdConnection.ConnectAsync(new UnixDomainSocketEndPoint(unix.Path), ConnectionOptions, cancellationToken).ConfigureAwait(false);
                 case TcpConnectAddress tcp:
                     return await ConnectTcpAsync(tcp, cancellationToken).ConfigureAwait(false);
-                case UnixListenAddress or TcpListenAddress:
+                case UnixListenAddress or TcpListenAddress or AcceptFdAddress:
                 {
                     await using FdListener listener = Listen(address);
                     FdConnection accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false)
@@ -368,8 +377,29 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         _ => $"accepting on {address}: accept4: {BridgeFailure.Describe((int)e.Errno)}",
     };
 
+    /// <summary>accept-fd:N: the inherited socket must be open and listening; it is made O_CLOEXEC so children do not get it.</summary>
+    private static FdListener AdoptListener(AcceptFdAddress address, FdListenerOptions listenerOptions)
+    {
+        if (Sys.CheckOpen(address.Fd) is var r and < 0)
+            throw PipeTransportException.FromResult(r, "fcntl", $"fd {address.Fd}");
+        Sys.Fcntl(address.Fd, LinuxFlags.F_SETFD, LinuxFlags.FD_CLOEXEC);
+        var handle = new SafeFdHandle(address.Fd);
+        try
+        {
+            return FdListener.FromHandle(handle, listenerOptions);
+        }
+        catch (ArgumentException e)
+        {
+            handle.Dispose();
+            throw new BridgeFailure(address, $"fd {address.Fd} is not a listening socket", e);
+        }
+    }
+
     private static string Describe(Address address, EndPoint endPoint) => endPoint switch
     {
+        IPEndPoint ip when address is AcceptFdAddress && ip.AddressFamily == AddressFamily.InterNetworkV6 => $"{address} ([{ip.Address}]:{ip.Port})",
+        IPEndPoint ip when address is AcceptFdAddress => $"{address} ({ip.Address}:{ip.Port})",
+        UnixDomainSocketEndPoint unix when address is AcceptFdAddress => $"{address} (unix:{unix})",
         IPEndPoint ip when ip.AddressFamily == AddressFamily.InterNetworkV6 => $"tcp-listen:[{ip.Address}]:{ip.Port}",
         IPEndPoint ip => $"tcp-listen:{ip.Address}:{ip.Port}",
         _ => address.Text,

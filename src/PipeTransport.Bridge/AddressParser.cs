@@ -100,6 +100,13 @@ internal static class AddressParser
                 if (string.IsNullOrWhiteSpace(rest)) throw Bad(text, "expected system:SHELL-COMMAND");
                 options.Allow(text, "system addresses");
                 return new ExecAddress(text, [rest], Shell: true);
+            case "accept-fd":
+            {
+                options.Allow(text, "accept-fd addresses", "fork");
+                int listenFd = string.IsNullOrEmpty(rest) ? SystemdListenFd(text) : ParseFd(text, rest, keyword);
+                ForgetSystemdSockets();
+                return new AcceptFdAddress(text, listenFd) { Options = options };
+            }
             case "fd":
                 if (rest is null || !int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
                     throw Bad(text, "expected fd:N with N a non-negative integer");
@@ -145,7 +152,39 @@ internal static class AddressParser
     }
 
     private const string KnownTypes =
-        "stdio, stdin, stdout, fd, fifo, pipe, file, open, gopen, create, unix-connect, unix-listen, tcp, tcp-listen, exec, system";
+        "stdio, stdin, stdout, fd, fifo, pipe, file, open, gopen, create, unix-connect, unix-listen, tcp, tcp-listen, accept-fd, exec, system";
+
+    /// <summary>The first socket <c>sd_listen_fds(3)</c> would return: fd 3, when LISTEN_PID is this process and LISTEN_FDS is 1 or more.</summary>
+    private static int SystemdListenFd(string text)
+    {
+        string? pid = Environment.GetEnvironmentVariable("LISTEN_PID"), fds = Environment.GetEnvironmentVariable("LISTEN_FDS");
+        if (pid is null || fds is null)
+            throw Bad(text, "no fd given and no LISTEN_FDS/LISTEN_PID from systemd: write accept-fd:N");
+        if (!int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out int listenPid) || listenPid != Environment.ProcessId)
+            throw Bad(text, $"LISTEN_PID={pid} is not this process ({Environment.ProcessId}): the sockets were meant for another one");
+        if (!int.TryParse(fds, NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count < 1)
+            throw Bad(text, $"LISTEN_FDS={fds}: no socket was passed");
+        return SystemdFirstFd;
+    }
+
+    /// <summary>
+    /// Sockets systemd passed to this process are taken now: the programs that exec: and system: start
+    /// must not take them for theirs (sd_listen_fds' unset_environment).
+    /// </summary>
+    private static void ForgetSystemdSockets()
+    {
+        if (Environment.GetEnvironmentVariable("LISTEN_PID") != Environment.ProcessId.ToString(CultureInfo.InvariantCulture)) return;
+        foreach (string name in new[] { "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES" })
+            Environment.SetEnvironmentVariable(name, null);
+    }
+
+    /// <summary>SD_LISTEN_FDS_START: systemd passes its sockets from fd 3 on.</summary>
+    private const int SystemdFirstFd = 3;
+
+    private static int ParseFd(string text, string rest, string keyword) =>
+        int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd)
+            ? fd
+            : throw Bad(text, $"expected {keyword}:N with N a non-negative integer");
 
     /// <summary>tcp4… is IPv4 only, tcp6… IPv6 only; plain tcp takes either.</summary>
     private static AddressFamily? FamilyOf(string keyword) =>

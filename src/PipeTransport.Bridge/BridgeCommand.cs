@@ -112,7 +112,7 @@ internal sealed class BridgeCommand
         if (second.Options.Fork)
             throw new UsageException($"'{second}': fork applies to ADDRESS1, the listen address that serves many connections");
         if (fork && !first.IsListener)
-            throw new UsageException("--fork needs a listen address (unix-listen:, tcp-listen:) as ADDRESS1");
+            throw new UsageException("--fork needs a listen address (tcp-listen:, unix-listen:, accept-fd:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
         bool unidirectional = parseResult.GetValue(_unidirectional);
@@ -174,6 +174,7 @@ internal sealed class BridgeCommand
     {
         StdioAddress => (role.HasFlag(Role.Read) ? [0] : Array.Empty<int>()).Concat(role.HasFlag(Role.Write) ? [1] : []),
         FdAddress fd when role != 0 => [fd.Fd],
+        AcceptFdAddress listener => [listener.Fd],
         SplitAddress split => FdsOf(split.Read, role & Role.Read).Concat(FdsOf(split.Write, role & Role.Write)),
         _ => [],
     };
