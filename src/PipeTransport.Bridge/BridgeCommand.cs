@@ -35,9 +35,19 @@ internal sealed class BridgeCommand
         Description = "Show a progress line on stderr (bytes, rate, elapsed) and a summary at the end",
     };
 
-    private readonly Option<bool> _dumpData = new("-v")
+    private readonly Option<bool> _reverse = new("-U")
+    {
+        Description = "Copy only from ADDRESS2 to ADDRESS1 (socat -U)",
+    };
+
+    private readonly Option<bool> _dumpText = new("-v")
     {
         Description = "Also write the transferred data to stderr as text, like socat -v: \"> \" blocks went ADDRESS1 to ADDRESS2, \"< \" blocks back (uses the copy engine)",
+    };
+
+    private readonly Option<bool> _dumpHex = new("-x")
+    {
+        Description = "Like -v, in hex (socat -x); with -v, both side by side",
     };
 
     private readonly Option<bool> _debug = new("-d")
@@ -89,7 +99,7 @@ internal sealed class BridgeCommand
     {
         Root = new RootCommand(HelpText.Description)
         {
-            _unidirectional, _blockSize, _fork, _stats, _dumpData, _debug, _idleTimeout, _halfCloseTimeout, _engine, _first, _second,
+            _unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _first, _second,
         };
         foreach (Option option in Root.Options)
         {
@@ -115,13 +125,15 @@ internal sealed class BridgeCommand
             throw new UsageException("--fork needs a listen address (tcp-listen:, unix-listen:, accept-fd:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
-        bool unidirectional = parseResult.GetValue(_unidirectional);
-        if (!unidirectional && (first is FifoAddress { EchoWhenBoth: false } || second is FifoAddress { EchoWhenBoth: false }))
+        bool unidirectional = parseResult.GetValue(_unidirectional), reverse = parseResult.GetValue(_reverse);
+        if (unidirectional && reverse)
+            throw new UsageException("-u and -U are opposite directions: give one");
+        if (!unidirectional && !reverse && (first is FifoAddress { EchoWhenBoth: false } || second is FifoAddress { EchoWhenBoth: false }))
         {
             Address fifo = first is FifoAddress { EchoWhenBoth: false } ? first : second;
             throw new UsageException($"'{fifo}' carries one direction only: add -u, or give both directions as fifo:IN!!fifo:OUT");
         }
-        bool forward = first.CanRead && second.CanWrite;
+        bool forward = !reverse && first.CanRead && second.CanWrite;
         bool backward = !unidirectional && second.CanRead && first.CanWrite;
         if (forward && backward && first is StdioAddress firstStdio && second is StdioAddress secondStdio)
         {
@@ -130,10 +142,10 @@ internal sealed class BridgeCommand
             second = secondStdio with { Reads = false };
             backward = false;
         }
-        bool dumpData = parseResult.GetValue(_dumpData);
+        bool dumpText = parseResult.GetValue(_dumpText), dumpHex = parseResult.GetValue(_dumpHex);
         Engine engine = parseResult.GetValue(_engine);
-        if (dumpData && engine == Engine.Splice)
-            throw new UsageException("-v shows the data, which --engine splice never sees: use --engine copy or auto");
+        if ((dumpText || dumpHex) && engine == Engine.Splice)
+            throw new UsageException($"{(dumpText ? "-v" : "-x")} shows the data, which --engine splice never sees: use --engine copy or auto");
         if (!forward && !backward)
             throw new UsageException($"nothing to copy between '{first}' and '{second}': no direction has an address to read and one to write");
         Role firstRole = (forward ? Role.Read : 0) | (backward ? Role.Write : 0), secondRole = (forward ? Role.Write : 0) | (backward ? Role.Read : 0);
@@ -148,7 +160,8 @@ internal sealed class BridgeCommand
             parseResult.GetValue(_blockSize),
             fork,
             parseResult.GetValue(_stats),
-            dumpData,
+            dumpText,
+            dumpHex,
             parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
             engine,
             parseResult.GetValue(_idleTimeout),

@@ -21,10 +21,10 @@ internal static class BridgeSession
         var directions = new List<Direction>(2);
         if (options.Forward)
             directions.Add(new(first.ReadAddress, first.Reader!, second.WriteAddress, second.Writer!, options, stats, second.IsWriteOnly,
-                options.DumpData ? new DataDump(log.Writer, '>') : null));
+                options.DumpText || options.DumpHex ? new DataDump(log.Writer, '>', options.DumpText, options.DumpHex) : null));
         if (options.Backward)
             directions.Add(new(second.ReadAddress, second.Reader!, first.WriteAddress, first.Writer!, options, stats, first.IsWriteOnly,
-                options.DumpData ? new DataDump(log.Writer, '<') : null));
+                options.DumpText || options.DumpHex ? new DataDump(log.Writer, '<', options.DumpText, options.DumpHex) : null));
         foreach (Direction direction in directions)
             log.Info($"{direction.SourceAddress} > {direction.DestinationAddress}: {direction.ChooseEngine().ToString().ToLowerInvariant()} engine");
 

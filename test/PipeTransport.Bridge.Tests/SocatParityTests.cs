@@ -116,4 +116,41 @@ public sealed partial class SocatParityTests
         Assert.That(bridge.Stderr, Does.Match($@"(?m)^> {header}\nhi\\r\n\.(\n|$)"));
         Assert.That(bridge.Stderr, Does.Match($@"(?m)^< {header}\nhi\\r\n\.(\n|$)"));
     }
+
+    /// <summary>
+    /// -v, -x and both write what socat writes for the same command line (timestamps aside):
+    /// <c>-u - /dev/null</c>, a bare path being gopen in both.
+    /// </summary>
+    [TestCase("-v"), TestCase("-x"), TestCase("-v -x"), CancelAfter(20_000)]
+    public async Task DataDumpMatchesSocat(string dump, CancellationToken cancellationToken)
+    {
+        byte[] input = "hi\r\n\u0001\ttab and a line longer than sixteen bytes\n"u8.ToArray();
+        string[] args = [.. dump.Split(' '), "-u", "-", "/dev/null"];
+        await using var socat = BridgeProcess.StartProgram("socat", args, redirectStdio: true);
+        await using var bridge = BridgeProcess.Start(args, redirectStdio: true);
+        foreach (BridgeProcess process in new[] { socat, bridge })
+        {
+            await process.Process.StandardInput.BaseStream.WriteAsync(input, cancellationToken);
+            process.Process.StandardInput.Close();
+            Assert.That(await process.WaitExitAsync(cancellationToken), Is.Zero, process.Stderr);
+        }
+        Assert.That(Timestamps().Replace(bridge.Stderr, "TIME"), Is.EqualTo(Timestamps().Replace(socat.Stderr, "TIME")));
+        Assert.That(bridge.Stderr, Does.StartWith("> "));
+    }
+
+    /// <summary>-U: ADDRESS2 is read and ADDRESS1 written (socat -U).</summary>
+    [Test, CancelAfter(20_000)]
+    public async Task ReverseUnidirectional(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string output = dir["out.txt"];
+        await using var bridge = BridgeProcess.Start(["-U", $"file:{output}", "STDIO"], redirectStdio: true);
+        await bridge.Process.StandardInput.WriteAsync("backwards\n");
+        bridge.Process.StandardInput.Close();
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+        Assert.That(await File.ReadAllTextAsync(output, cancellationToken), Is.EqualTo("backwards\n"));
+    }
+
+    [GeneratedRegex(@"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+")]
+    private static partial Regex Timestamps();
 }

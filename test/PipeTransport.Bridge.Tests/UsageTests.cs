@@ -41,6 +41,8 @@ public sealed class UsageTests
         yield return Case("bad block size '1q'", "-b", "1q", "stdio", "stdio");
         yield return Case("bad block size '1g'", "-b", "1g", "stdio", "stdio");
         yield return Case("bad engine 'fast'", "--engine", "fast", "stdio", "stdio");
+        yield return Case("-u and -U are opposite directions", "-u", "-U", "stdio", "tcp:127.0.0.1:1");
+        yield return Case("-x shows the data, which --engine splice never sees", "-x", "--engine", "splice", "stdio", "tcp:127.0.0.1:1");
         yield return Case("-v shows the data, which --engine splice never sees", "-v", "--engine", "splice", "stdio", "tcp:127.0.0.1:1");
         yield return Case("Required argument missing", "stdio");
         yield return Case("Required argument missing");
