@@ -52,7 +52,7 @@ internal sealed class BridgeCommand
 
     private readonly Option<bool> _debug = new("-d")
     {
-        Description = "More messages on stderr, like socat: -d warnings, -d -d notices (the listening address, created FIFOs), -d -d -d details",
+        Description = "More messages on stderr, like socat (repeat it): -d warnings, -d -d notices (listening address, connections with their peer and bytes, child exit statuses), -d -d -d details",
     };
 
     private readonly Option<TimeSpan?> _idleTimeout = new("-T")
@@ -105,13 +105,15 @@ internal sealed class BridgeCommand
         {
             if (option is HelpOption help && help.Action is HelpAction builtIn)
                 help.Action = new GrammarHelpAction(builtIn);
+            if (option is VersionOption version)
+                version.Aliases.Add("-V");
         }
     }
 
     /// <summary>True when the parse selected --help or --version rather than a bridge.</summary>
     public static bool IsBuiltInAction(ParseResult parseResult) =>
         parseResult.Action is GrammarHelpAction
-        || parseResult.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "--version");
+        || parseResult.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value is "--version" or "-V");
 
     /// <summary>Turns a successful parse into options; address and combination errors throw <see cref="UsageException"/>.</summary>
     public BridgeOptions Bind(ParseResult parseResult)

@@ -14,7 +14,7 @@ namespace PipeTransport.Bridge.Tests;
 public sealed partial class SocketActivationTests
 {
     /// <summary>
-    /// <c>pipebridge -d -d accept-fd:,fork unix:APP.sock</c> (the fd from LISTEN_FDS): a Unix-socket
+    /// <c>pipebridge -d -d accept-fd:,fork unix-connect:APP.sock</c> (the fd from LISTEN_FDS): a Unix-socket
     /// service reachable over TCP; socat clients at once, each echoed by the socat service.
     /// </summary>
     [Test, CancelAfter(60_000)]
@@ -24,7 +24,7 @@ public sealed partial class SocketActivationTests
         string appSocket = dir["app.sock"];
         await using var app = BridgeProcess.StartSocat($"UNIX-LISTEN:{appSocket},fork", "EXEC:cat");
         await app.WaitListeningAsync(cancellationToken);
-        (BridgeProcess activated, int port) = await ActivateAsync(["-d", "-d", "accept-fd:,fork", $"unix:{appSocket}"], cancellationToken);
+        (BridgeProcess activated, int port) = await ActivateAsync(["-d", "-d", "accept-fd:,fork", $"unix-connect:{appSocket}"], cancellationToken);
         await using (activated)
         {
             await Task.WhenAll(Enumerable.Range(0, 3).Select(async i =>

@@ -75,8 +75,11 @@ public sealed class UsageTests
         Assert.Multiple(async () =>
         {
             Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero);
-            foreach (string form in new[] { "fifo:PATH", "stdio", "fd:N", "file:PATH", "unix:PATH", "unix-listen:PATH",
-                         "tcp:HOST:PORT", "tcp-listen:PORT", "tcp-listen:HOST:PORT", "A!!B", "--engine", "--fork", "--stats", "-u", "-b", "-v", "-d", "Examples:" })
+            foreach (string form in new[] { "fifo:PATH", "stdio", "stdin", "stdout", "fd:N", "file:PATH", "open:PATH", "gopen:PATH", "create:PATH",
+                         "pipe:PATH", "unix-connect:PATH", "unix:", "unix-client:", "unix-listen:PATH", "tcp:HOST:PORT", "tcp4:", "tcp6:",
+                         "tcp-listen:[HOST:]PORT", "tcp4-listen:", "accept-fd:[N]", "exec:PROGRAM", "system:COMMAND", "A!!B",
+                         "fork", "reuseaddr", "bind=HOST", "backlog=N", "mode=OCTAL", "user=NAME|UID", "group=NAME|GID", "unlink-early",
+                         "creat, excl, append, trunc", "--engine", "--fork", "--stats", "-u", "-U", "-b", "-v", "-x", "-d", "-T", "-t", "-V", "Examples:" })
                 Assert.That(output, Does.Contain(form));
         });
     }
