@@ -45,6 +45,10 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
 
     private async Task<OpenedAddress> OpenAsync(Address address, Role role, List<ChildProgram> children, CancellationToken cancellationToken)
     {
+        // A file address naming a FIFO (a bare path, gopen:, open:) opens it as pipe:PATH does, without
+        // a thread blocked in open(2) waiting for the peer.
+        if (address is FileAddress { Options.UnlinkEarly: false } file && Fifo.Exists(file.Path))
+            address = new FifoAddress(file.Text, file.Path, EchoWhenBoth: true) { Options = file.Options };
         // pipe:PATH used both ways is the FIFO's read end and its write end: an echo.
         if (address is FifoAddress { EchoWhenBoth: true } echo && role == Role.Both)
             address = new SplitAddress(echo.Text, echo, echo);

@@ -13,6 +13,9 @@ namespace PipeTransport.Bridge;
 /// </summary>
 internal sealed class ChildProgram
 {
+    /// <summary>A child still running this long after SIGTERM gets SIGKILL, so pipebridge itself can end.</summary>
+    private static readonly TimeSpan KillAfter = TimeSpan.FromSeconds(2);
+
     private readonly Process _process;
 
     private ChildProgram(ExecAddress address, Process process, FdConnection connection)
@@ -87,11 +90,25 @@ internal sealed class ChildProgram
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>Ends a child that is still running (SIGTERM, as socat does when its address ends), reaps it and frees the Process.</summary>
+    /// <summary>
+    /// Ends a child that is still running (SIGTERM, as socat does when its address ends; SIGKILL after
+    /// <see cref="KillAfter"/>), reaps it and frees the Process.
+    /// </summary>
     public async ValueTask StopAsync()
     {
         Terminate(_process);
-        await _process.WaitForExitAsync().ConfigureAwait(false);
+        using (var patience = new CancellationTokenSource(KillAfter))
+        {
+            try
+            {
+                await _process.WaitForExitAsync(patience.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill();
+                await _process.WaitForExitAsync().ConfigureAwait(false);
+            }
+        }
         _process.Dispose();
     }
 

@@ -17,7 +17,8 @@ internal static class HelpText
           pipe                   an anonymous pipe: what is written to it is read back
           file:PATH              read it; written to, it is created (and truncated when only written)
           open:PATH              open(2) with only the flags the options give (socat's OPEN)
-          gopen:PATH | /PATH     a Unix socket is connected; else opened, appending, created if missing
+          gopen:PATH | /PATH     a Unix socket is connected, a FIFO opened as pipe:PATH; else
+                                 opened, appending, created if missing
           create:PATH            created or truncated, written only
           unix-connect:PATH      connect to a Unix stream socket  [unix:, unix-client:]
           unix-listen:PATH       listen on a Unix stream socket (mode 0600, removed on exit)

@@ -104,6 +104,36 @@ public sealed class SocatSpellingTests
         Assert.That(File.Exists(dir["missing.txt"]), Is.False);
     }
 
+    /// <summary>
+    /// A bare path (gopen) naming an existing FIFO opens it as a FIFO, waiting for socat on the other
+    /// end; used both ways it is an echo.
+    /// </summary>
+    [Test, CancelAfter(30_000)]
+    public async Task ABarePathToAFifo(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string fifo = dir.Fifo("f");
+        await using var bridge = BridgeProcess.Start(["-u", fifo, "STDOUT"], redirectStdio: true);
+        await using var writer = BridgeProcess.StartSocat("-u", "STDIN", $"OPEN:{fifo}");
+        await writer.Process.StandardInput.WriteAsync("through the fifo\n");
+        writer.Process.StandardInput.Close();
+        Assert.That(await bridge.Process.StandardOutput.ReadToEndAsync(cancellationToken), Is.EqualTo("through the fifo\n"));
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+        Assert.That(await writer.WaitExitAsync(cancellationToken), Is.Zero, writer.Stderr);
+
+        Assert.That(await RunAsync(["-", $"gopen:{fifo}"], "echo\n", cancellationToken), Is.EqualTo("echo\n"));
+    }
+
+    private static async Task<string> RunAsync(string[] args, string input, CancellationToken cancellationToken)
+    {
+        await using var bridge = BridgeProcess.Start(args, redirectStdio: true);
+        await bridge.Process.StandardInput.WriteAsync(input);
+        bridge.Process.StandardInput.Close();
+        string output = await bridge.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+        return output;
+    }
+
     /// <summary>STDIN, STDOUT and STDIO in either order, and bare fd numbers: stdin is copied to stdout once.</summary>
     [TestCase("STDIN", "STDOUT"), TestCase("STDOUT", "STDIN"), TestCase("STDIO", "-"), TestCase("-u 0", "1")]
     [CancelAfter(20_000)]
