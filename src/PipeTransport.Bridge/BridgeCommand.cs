@@ -181,7 +181,7 @@ internal sealed class BridgeCommand
         return null;
     }
 
-    /// <summary>The longest -T or -t: a day (a timer cannot wait much longer, and no session needs it).</summary>
+    /// <summary>The longest -T or -t accepted: a day.</summary>
     private const double MaxTimeoutSeconds = 24 * 60 * 60;
 
     /// <summary>The inherited fds an address takes over for <paramref name="role"/>.</summary>
