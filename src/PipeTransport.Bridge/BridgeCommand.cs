@@ -35,9 +35,39 @@ internal sealed class BridgeCommand
         Description = "Show a progress line on stderr (bytes, rate, elapsed) and a summary at the end",
     };
 
-    private readonly Option<bool> _verbose = new("-v", "--verbose")
+    private readonly Option<bool> _reverse = new("-U")
     {
-        Description = "Report listening addresses and accepted connections on stderr",
+        Description = "Copy only from ADDRESS2 to ADDRESS1 (socat -U)",
+    };
+
+    private readonly Option<bool> _dumpText = new("-v")
+    {
+        Description = "Also write the transferred data to stderr as text, like socat -v: \"> \" blocks went ADDRESS1 to ADDRESS2, \"< \" blocks back (uses the copy engine)",
+    };
+
+    private readonly Option<bool> _dumpHex = new("-x")
+    {
+        Description = "Like -v, in hex (socat -x); with -v, both side by side",
+    };
+
+    private readonly Option<bool> _debug = new("-d")
+    {
+        Description = "More messages on stderr, like socat (repeat it): -d warnings, -d -d notices (listening address, connections with their peer and bytes, child exit statuses), -d -d -d details",
+    };
+
+    private readonly Option<TimeSpan?> _idleTimeout = new("-T")
+    {
+        Description = "End a session after SECONDS without a byte either way, like socat -T",
+        HelpName = "SECONDS",
+        CustomParser = result => ParseSeconds(result, allowZero: false),
+    };
+
+    private readonly Option<TimeSpan?> _halfCloseTimeout = new("-t")
+    {
+        Description = "Once one direction has ended, give the other SECONDS to end, then end the session (socat -t; "
+            + "by default pipebridge waits for the other direction's own EOF, where socat waits 0.5 s)",
+        HelpName = "SECONDS",
+        CustomParser = result => ParseSeconds(result, allowZero: true),
     };
 
     private readonly Option<Engine> _engine = new("--engine")
@@ -69,46 +99,100 @@ internal sealed class BridgeCommand
     {
         Root = new RootCommand(HelpText.Description)
         {
-            _unidirectional, _blockSize, _fork, _stats, _verbose, _engine, _first, _second,
+            _unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _first, _second,
         };
         foreach (Option option in Root.Options)
         {
             if (option is HelpOption help && help.Action is HelpAction builtIn)
                 help.Action = new GrammarHelpAction(builtIn);
+            if (option is VersionOption version)
+                version.Aliases.Add("-V");
         }
     }
 
     /// <summary>True when the parse selected --help or --version rather than a bridge.</summary>
     public static bool IsBuiltInAction(ParseResult parseResult) =>
         parseResult.Action is GrammarHelpAction
-        || parseResult.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "--version");
+        || parseResult.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value is "--version" or "-V");
 
     /// <summary>Turns a successful parse into options; address and combination errors throw <see cref="UsageException"/>.</summary>
     public BridgeOptions Bind(ParseResult parseResult)
     {
         Address first = AddressParser.Parse(parseResult.GetRequiredValue(_first));
         Address second = AddressParser.Parse(parseResult.GetRequiredValue(_second));
-        bool fork = parseResult.GetValue(_fork);
+        bool fork = parseResult.GetValue(_fork) || first.Options.Fork;
+        if (second.Options.Fork)
+            throw new UsageException($"'{second}': fork applies to ADDRESS1, the listen address that serves many connections");
         if (fork && !first.IsListener)
-            throw new UsageException("--fork needs a listen address (unix-listen:, tcp-listen:) as ADDRESS1");
+            throw new UsageException("--fork needs a listen address (tcp-listen:, unix-listen:, accept-fd:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
-        bool unidirectional = parseResult.GetValue(_unidirectional);
-        if (!unidirectional && (first is FifoAddress || second is FifoAddress))
+        bool unidirectional = parseResult.GetValue(_unidirectional), reverse = parseResult.GetValue(_reverse);
+        if (unidirectional && reverse)
+            throw new UsageException("-u and -U are opposite directions: give one");
+        if (!unidirectional && !reverse && (first is FifoAddress { EchoWhenBoth: false } || second is FifoAddress { EchoWhenBoth: false }))
         {
-            Address fifo = first is FifoAddress ? first : second;
+            Address fifo = first is FifoAddress { EchoWhenBoth: false } ? first : second;
             throw new UsageException($"'{fifo}' carries one direction only: add -u, or give both directions as fifo:IN!!fifo:OUT");
         }
+        bool forward = !reverse && first.CanRead && second.CanWrite;
+        bool backward = !unidirectional && second.CanRead && first.CanWrite;
+        if (forward && backward && first is StdioAddress firstStdio && second is StdioAddress secondStdio)
+        {
+            // Both are fds 0 and 1: as in socat, stdin goes to stdout once (each fd is adopted once).
+            first = firstStdio with { Writes = false };
+            second = secondStdio with { Reads = false };
+            backward = false;
+        }
+        bool dumpText = parseResult.GetValue(_dumpText), dumpHex = parseResult.GetValue(_dumpHex);
+        Engine engine = parseResult.GetValue(_engine);
+        if ((dumpText || dumpHex) && engine == Engine.Splice)
+            throw new UsageException($"{(dumpText ? "-v" : "-x")} shows the data, which --engine splice never sees: use --engine copy or auto");
+        if (!forward && !backward)
+            throw new UsageException($"nothing to copy between '{first}' and '{second}': no direction has an address to read and one to write");
+        Role firstRole = (forward ? Role.Read : 0) | (backward ? Role.Write : 0), secondRole = (forward ? Role.Write : 0) | (backward ? Role.Read : 0);
+        int shared = FdsOf(first, firstRole).Intersect(FdsOf(second, secondRole)).DefaultIfEmpty(-1).First();
+        if (shared >= 0)
+            throw new UsageException($"'{first}' and '{second}' both use fd {shared}: each fd can be one address only");
         return new BridgeOptions(
             first,
             second,
-            unidirectional,
+            forward,
+            backward,
             parseResult.GetValue(_blockSize),
             fork,
             parseResult.GetValue(_stats),
-            parseResult.GetValue(_verbose),
-            parseResult.GetValue(_engine));
+            dumpText,
+            dumpHex,
+            parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
+            engine,
+            parseResult.GetValue(_idleTimeout),
+            parseResult.GetValue(_halfCloseTimeout));
     }
+
+    /// <summary>Seconds as socat takes them (0.5, 5, 1e-3), at most a day.</summary>
+    private static TimeSpan? ParseSeconds(System.CommandLine.Parsing.ArgumentResult result, bool allowZero)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds)
+            && (seconds > 0 || (allowZero && seconds == 0)) && seconds <= MaxTimeoutSeconds)
+            return TimeSpan.FromSeconds(seconds);
+        result.AddError($"bad timeout '{text}' for {((System.CommandLine.Parsing.OptionResult)result.Parent!).Option.Name} (expected seconds, e.g. 0.5 or 30{(allowZero ? "" : ", more than 0")})");
+        return null;
+    }
+
+    /// <summary>The longest -T or -t accepted: a day.</summary>
+    private const double MaxTimeoutSeconds = 24 * 60 * 60;
+
+    /// <summary>The inherited fds an address takes over for <paramref name="role"/>.</summary>
+    private static IEnumerable<int> FdsOf(Address address, Role role) => address switch
+    {
+        StdioAddress => (role.HasFlag(Role.Read) ? [0] : Array.Empty<int>()).Concat(role.HasFlag(Role.Write) ? [1] : []),
+        FdAddress fd when role != 0 => [fd.Fd],
+        AcceptFdAddress listener => [listener.Fd],
+        SplitAddress split => FdsOf(split.Read, role & Role.Read).Concat(FdsOf(split.Write, role & Role.Write)),
+        _ => [],
+    };
 
     /// <summary>The generated help followed by the address grammar and examples.</summary>
     private sealed class GrammarHelpAction(HelpAction builtIn) : SynchronousCommandLineAction

@@ -16,6 +16,8 @@ internal sealed class BridgeFailure(Address address, string detail, Exception? i
         SocketException e => new BridgeFailure(address, $"{OperationOf(e)}: {Describe(e.SocketErrorCode, e)}", e),
         FileNotFoundException or DirectoryNotFoundException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.ENOENT)}", error),
         UnauthorizedAccessException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.EACCES)}", error),
+        System.ComponentModel.Win32Exception e when e.NativeErrorCode is > 0 and < 4096
+            => new BridgeFailure(address, $"exec: {Describe(e.NativeErrorCode)}", e),
         PathTooLongException => new BridgeFailure(address, $"open: {Describe((int)Mono.Unix.Native.Errno.ENAMETOOLONG)}", error),
         // On Unix the runtime's IOException carries the errno as its HResult.
         IOException e when e.GetType() == typeof(IOException) && e.HResult > 0 && e.HResult < 4096

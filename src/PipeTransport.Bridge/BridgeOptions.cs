@@ -1,15 +1,23 @@
 namespace PipeTransport.Bridge;
 
-/// <summary>The parsed command line; <see cref="BlockSize"/> is 0 when -b was not given (each engine's default).</summary>
+/// <summary>
+/// The parsed command line; <see cref="BlockSize"/> is 0 when -b was not given (each engine's default).
+/// <see cref="Forward"/> copies ADDRESS1 → ADDRESS2, <see cref="Backward"/> ADDRESS2 → ADDRESS1; at least one is set.
+/// </summary>
 internal sealed record BridgeOptions(
     Address First,
     Address Second,
-    bool Unidirectional,
+    bool Forward,
+    bool Backward,
     int BlockSize,
     bool Fork,
     bool Stats,
-    bool Verbose,
-    Engine Engine)
+    bool DumpText,
+    bool DumpHex,
+    int DebugLevel,
+    Engine Engine,
+    TimeSpan? IdleTimeout = null,
+    TimeSpan? HalfCloseTimeout = null)
 {
     /// <summary>
     /// The copy engine's default block (one read, one pool block): 256 KiB reads drain a 1 MiB FIFO
@@ -28,6 +36,12 @@ internal sealed record BridgeOptions(
 
     /// <summary>Bytes per splice call of the splice engine: -b, or <see cref="DefaultSpliceChunkSize"/>.</summary>
     public int SpliceChunkSize => BlockSize > 0 ? BlockSize : DefaultSpliceChunkSize;
+
+    /// <summary>What the bridge does with ADDRESS1: read it for <see cref="Forward"/>, write it for <see cref="Backward"/>.</summary>
+    public Role FirstRole => (Forward ? Role.Read : 0) | (Backward ? Role.Write : 0);
+
+    /// <summary>What the bridge does with ADDRESS2.</summary>
+    public Role SecondRole => (Forward ? Role.Write : 0) | (Backward ? Role.Read : 0);
 
     // FdConnectionOptions.BufferSize has a floor of 1 KiB; a smaller -b still sets the splice chunk.
     private const int MinPoolBlock = 1024;

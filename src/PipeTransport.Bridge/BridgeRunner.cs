@@ -18,9 +18,9 @@ internal static class BridgeRunner
     /// </summary>
     internal const int ForkFdHeadroom = FdListenerOptions.DefaultFdHeadroom + MaxSettingUp * FdsPerConnection;
 
-    public static int Run(BridgeOptions options) => RunAsync(options, StandardError.Writer).GetAwaiter().GetResult();
+    public static int Run(BridgeOptions options) => RunAsync(options, new BridgeLog(StandardError.Writer, options.DebugLevel)).GetAwaiter().GetResult();
 
-    private static async Task<int> RunAsync(BridgeOptions options, TextWriter log)
+    private static async Task<int> RunAsync(BridgeOptions options, BridgeLog log)
     {
         var createdPaths = new CreatedPaths();
         using var stop = new CancellationTokenSource();
@@ -38,11 +38,11 @@ internal static class BridgeRunner
         var opener = new AddressOpener(options, createdPaths, log);
         try
         {
-            await using var stats = new TransferStats(options.Stats, log);
+            await using var stats = new TransferStats(options.Stats, log.Writer);
             try
             {
                 if (options.Fork) await ServeAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
-                else await BridgeOnceAsync(options, opener, stats, stop.Token).ConfigureAwait(false);
+                else await BridgeOnceAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -51,12 +51,12 @@ internal static class BridgeRunner
             }
             catch (BridgeFailure failure)
             {
-                log.WriteLine($"{Program.Name}: {failure.Message}");
+                log.Error(failure.Message);
                 return ExitCodes.IoError;
             }
             catch (UsageException usage)
             {
-                log.WriteLine($"{Program.Name}: {usage.Message}");
+                log.Error(usage.Message);
                 return ExitCodes.Usage;
             }
         }
@@ -67,51 +67,27 @@ internal static class BridgeRunner
     }
 
     private static async Task BridgeOnceAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
-        CancellationToken cancellationToken)
+        BridgeLog log, CancellationToken cancellationToken)
     {
-        (Role firstRole, Role secondRole) = options.Unidirectional ? (Role.Read, Role.Write) : (Role.Both, Role.Both);
-        using var openFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // Both addresses open at once (a listener is bound before the other side's peer is awaited);
-        // the first failure cancels the other open.
-        async Task<OpenedAddress> OpenOrCancelOther(Address address, Role role)
+        // Both addresses open at once (a listener is bound before the other side's peer is awaited).
+        (OpenedAddress? first, OpenedAddress? second) = await AddressOpener.OpenBothAsync(
+            async ct => await opener.OpenAsync(options.First, options.FirstRole, ct).ConfigureAwait(false),
+            async ct => await opener.OpenAsync(options.Second, options.SecondRole, ct).ConfigureAwait(false),
+            cancellationToken).ConfigureAwait(false);
+        await using OpenedAddress a = first!;
+        await using OpenedAddress b = second!;
+        // A session that a timeout ended does not wait for its children: disposing ends them.
+        if (await BridgeSession.RunAsync(a, b, options, stats, log, peer: null, cancellationToken).ConfigureAwait(false))
         {
-            try
-            {
-                return await opener.OpenAsync(address, role, openFailed.Token).ConfigureAwait(false);
-            }
-            catch
-            {
-                openFailed.Cancel();
-                throw;
-            }
+            await a.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
+            await b.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
         }
-        Task<OpenedAddress> first = OpenOrCancelOther(options.First, firstRole);
-        Task<OpenedAddress> second = OpenOrCancelOther(options.Second, secondRole);
-        try
-        {
-            await Task.WhenAll(first, second).ConfigureAwait(false);
-        }
-        catch
-        {
-            await Task.WhenAll(first, second).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
-            if (first.IsCompletedSuccessfully) await first.Result.DisposeAsync().ConfigureAwait(false);
-            if (second.IsCompletedSuccessfully) await second.Result.DisposeAsync().ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            Exception error = new[] { first, second }
-                .Select(t => t.Exception?.InnerException)
-                .FirstOrDefault(e => e is not null and not OperationCanceledException)
-                ?? new OperationCanceledException();
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-        }
-        await using OpenedAddress a = first.Result;
-        await using OpenedAddress b = second.Result;
-        await BridgeSession.RunAsync(a, b, options, stats, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
-        TextWriter log, CancellationToken cancellationToken)
+        BridgeLog log, CancellationToken cancellationToken)
     {
-        Role secondRole = options.Unidirectional ? Role.Write : Role.Both;
+        Role secondRole = options.SecondRole;
         var sessions = new ConcurrentDictionary<Task, bool>();
         var active = new ConcurrentDictionary<FdConnection, bool>();
         using var settingUp = new SemaphoreSlim(MaxSettingUp);
@@ -124,6 +100,7 @@ internal static class BridgeRunner
                     await settingUp.WaitAsync(cancellationToken).ConfigureAwait(false);
                     FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
                     if (accepted is null) break;
+                    stats.ConnectionOpened();
                     active[accepted] = true;
                     Task session = ServeOneAsync(accepted);
                     sessions[session] = true;
@@ -140,35 +117,43 @@ internal static class BridgeRunner
         async Task ServeOneAsync(FdConnection accepted)
         {
             await Task.Yield();
+            string? peer = null;
+            if (log.ShowsNotices)
+            {
+                peer = AddressOpener.PeerOf(accepted);
+                log.Notice($"accepted connection from {peer} on {options.First}");
+            }
             bool setUp = false;
             try
             {
-                await using var first = new OpenedAddress(options.First, accepted, options.First,
-                    options.Unidirectional ? null : accepted);
+                await using var first = new OpenedAddress(options.First, options.Forward ? accepted : null, options.First,
+                    options.Backward ? accepted : null);
                 await using OpenedAddress second = await opener.OpenAsync(options.Second, secondRole, cancellationToken).ConfigureAwait(false);
                 // The engines make their fds (splice pipes) before their first wait.
-                Task session = BridgeSession.RunAsync(first, second, options, stats, cancellationToken);
+                Task<bool> session = BridgeSession.RunAsync(first, second, options, stats, log, peer, cancellationToken);
                 settingUp.Release();
                 setUp = true;
-                await session.ConfigureAwait(false);
+                if (await session.ConfigureAwait(false))
+                    await second.WaitForChildrenAsync(log, cancellationToken).ConfigureAwait(false);
             }
             catch (BridgeFailure failure)
             {
                 // One connection's failure is reported; the listener keeps serving.
-                log.WriteLine($"{Program.Name}: {failure.Message}");
+                log.Error(failure.Message);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
             }
             catch (Exception e)
             {
-                log.WriteLine($"{Program.Name}: {options.First}: {e.Message}");
+                log.Error($"{options.First}: {e.Message}");
             }
             finally
             {
                 if (!setUp)
                     settingUp.Release();
                 active.TryRemove(accepted, out _);
+                stats.ConnectionClosed();
             }
         }
     }

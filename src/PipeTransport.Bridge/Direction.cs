@@ -9,15 +9,22 @@ namespace PipeTransport.Bridge;
 /// </summary>
 internal sealed class Direction(
     Address sourceAddress, FdConnection source, Address destinationAddress, FdConnection destination,
-    BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly)
+    BridgeOptions options, TransferStats stats, bool destinationIsWriteOnly, DataDump? dump)
 {
+    private Func<long> _bytes = static () => 0;
+
+    public Address SourceAddress => sourceAddress;
+    public Address DestinationAddress => destinationAddress;
     public FdConnection Source => source;
     public FdConnection Destination => destination;
+
+    /// <summary>Bytes moved so far (read while the engine runs, for -T and the notices).</summary>
+    public long Bytes => _bytes();
 
     /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets.</summary>
     public Engine ChooseEngine()
     {
-        if (options.Engine == Engine.Copy) return Engine.Copy;
+        if (options.Engine == Engine.Copy || dump is not null) return Engine.Copy;
         bool spliceable = SpliceCopier.CanSplice(source.InputFd) && SpliceCopier.CanSplice(destination.OutputFd);
         if (spliceable) return Engine.Splice;
         if (options.Engine == Engine.Splice)
@@ -27,8 +34,17 @@ internal sealed class Direction(
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        if (ChooseEngine() == Engine.Splice) await SpliceAsync(cancellationToken).ConfigureAwait(false);
-        else await CopyAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (ChooseEngine() == Engine.Splice) await SpliceAsync(cancellationToken).ConfigureAwait(false);
+            else await CopyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (BridgeFailure failure) when (destinationAddress is ExecAddress && ReferenceEquals(failure.Address, destinationAddress)
+            && failure.InnerException is PipeTransportException { Errno: Mono.Unix.Native.Errno.EPIPE } or FdConnectionResetException)
+        {
+            // The program stopped reading its stdin (or exited): the rest is dropped, and its exit
+            // status says whether that was a failure.
+        }
         try
         {
             // Flushes what is left, then shutdown(SHUT_WR) on a socket or close of a pipe's write end.
@@ -48,7 +64,8 @@ internal sealed class Direction(
     {
         using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.SpliceChunkSize,
             sourceAddress.Text, destinationAddress.Text);
-        using IDisposable tracking = stats.Track(() => copier.BytesCopied);
+        _bytes = () => copier.BytesCopied;
+        using IDisposable tracking = stats.Track(_bytes);
         try
         {
             await copier.CopyToEndAsync(cancellationToken).ConfigureAwait(false);
@@ -75,7 +92,8 @@ internal sealed class Direction(
         // The loop below never blocks, so a write that waited completes on the reactor thread and the
         // loop goes on there (with the inline ApplicationScheduler, the whole copy runs on one thread).
         var writer = new RawFdWriter(destination.OutputFd, destinationAddress.Text, continueOnReactor: true);
-        using IDisposable tracking = stats.Track(() => writer.BytesWritten);
+        _bytes = () => writer.BytesWritten;
+        using IDisposable tracking = stats.Track(_bytes);
         PipeReader input = source.Input;
         while (true)
         {
@@ -91,6 +109,7 @@ internal sealed class Direction(
             ReadOnlySequence<byte> buffer = result.Buffer;
             if (!buffer.IsEmpty)
             {
+                dump?.Write(buffer);
                 try
                 {
                     await writer.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -111,7 +130,8 @@ internal sealed class Direction(
     private async Task CopyThroughOutputAsync(CancellationToken cancellationToken)
     {
         var counter = new ByteCounter();
-        using IDisposable tracking = stats.Track(() => counter.Value);
+        _bytes = () => counter.Value;
+        using IDisposable tracking = stats.Track(_bytes);
         PipeReader input = source.Input;
         PipeWriter output = destination.Output;
         while (true)
@@ -129,6 +149,7 @@ internal sealed class Direction(
             long length = buffer.Length;
             if (length > 0)
             {
+                dump?.Write(buffer);
                 foreach (ReadOnlyMemory<byte> segment in buffer)
                     output.Write(segment.Span);
             }

@@ -3,7 +3,11 @@ using System.Globalization;
 
 namespace PipeTransport.Bridge;
 
-/// <summary>Byte counters of all directions, with an optional pv-like progress line on stderr.</summary>
+/// <summary>
+/// Byte counters of all directions and the connections of --fork, with an optional pv-like progress
+/// line on stderr. On a terminal the line is redrawn every second; otherwise (a log) a line is written
+/// only when bytes moved or connections opened or closed since the last one, so an idle server is quiet.
+/// </summary>
 internal sealed class TransferStats : IAsyncDisposable
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
@@ -15,6 +19,8 @@ internal sealed class TransferStats : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _progress;
     private long _finished;
+    private long _opened;
+    private long _closed;
     private int _lineLength;
 
     public TransferStats(bool show, TextWriter output)
@@ -33,6 +39,12 @@ internal sealed class TransferStats : IAsyncDisposable
         lock (_active) _active.Add(counter);
         return new Tracking(this, counter);
     }
+
+    /// <summary>Counts a connection accepted by --fork.</summary>
+    public void ConnectionOpened() => Interlocked.Increment(ref _opened);
+
+    /// <summary>Counts a connection of --fork that ended.</summary>
+    public void ConnectionClosed() => Interlocked.Increment(ref _closed);
 
     public long TotalBytes
     {
@@ -64,17 +76,25 @@ internal sealed class TransferStats : IAsyncDisposable
     {
         using var timer = new PeriodicTimer(Interval);
         long lastBytes = 0;
+        (long Opened, long Closed) lastConnections = (0, 0);
         TimeSpan lastTime = TimeSpan.Zero;
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
                 long bytes = TotalBytes;
+                (long Opened, long Closed) connections = (Interlocked.Read(ref _opened), Interlocked.Read(ref _closed));
                 TimeSpan now = _elapsed.Elapsed;
+                bool changed = bytes != lastBytes || connections != lastConnections;
                 double rate = (bytes - lastBytes) / Math.Max((now - lastTime).TotalSeconds, 1e-9);
-                (lastBytes, lastTime) = (bytes, now);
+                (lastBytes, lastTime, lastConnections) = (bytes, now, connections);
+                if (!_interactive && !changed)
+                    continue;
                 string line = string.Create(CultureInfo.InvariantCulture,
                     $"{FormatBytes(bytes),10} {now:h\\:mm\\:ss} [{FormatBytes((long)rate),10}/s]");
+                if (connections.Opened > 0)
+                    line += string.Create(CultureInfo.InvariantCulture,
+                        $" {connections.Opened - connections.Closed} open, {connections.Closed} closed");
                 if (_interactive)
                 {
                     _output.Write('\r' + line.PadRight(_lineLength));

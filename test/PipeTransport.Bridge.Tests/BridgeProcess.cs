@@ -28,8 +28,12 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
     public static BridgeProcess Start(IEnumerable<string> args, bool redirectStdio) =>
         StartProgram("dotnet", [DllPath, .. args], redirectStdio);
 
-    /// <summary>socat with -d -d (so it reports "listening on ..."), stdin and stdout redirected.</summary>
-    public static BridgeProcess StartSocat(params string[] args) => StartProgram("socat", ["-d", "-d", .. args], redirectStdio: true);
+    /// <summary>
+    /// socat with -d -d (so it reports "listening on ..."), stdin and stdout redirected. -t 30: socat
+    /// ends a session 0.5 s after the first EOF by default, and on a busy machine an answer (or a
+    /// pipebridge that systemd starts on the first connection) can take longer than that.
+    /// </summary>
+    public static BridgeProcess StartSocat(params string[] args) => StartProgram("socat", ["-d", "-d", "-t", "30", .. args], redirectStdio: true);
 
     public static BridgeProcess StartProgram(string program, IEnumerable<string> args, bool redirectStdio)
     {
@@ -65,7 +69,7 @@ internal sealed partial class BridgeProcess : IAsyncDisposable
         get { lock (_stderr) return string.Join('\n', _stderr); }
     }
 
-    /// <summary>Waits for the "listening on ADDRESS" line that -v prints once the socket accepts connections.</summary>
+    /// <summary>Waits for the "listening on ADDRESS" line that -d -d prints once the socket accepts connections.</summary>
     public Task<string> WaitListeningAsync(CancellationToken cancellationToken) => WaitLineAsync(ListeningLine(), cancellationToken);
 
     /// <summary>Waits for a stderr line matching <paramref name="pattern"/>; returns its first group.</summary>

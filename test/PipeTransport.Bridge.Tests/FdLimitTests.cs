@@ -24,7 +24,7 @@ public sealed class FdLimitTests
         // --fork keeps room for the connections it is setting up too (BridgeRunner.ForkFdHeadroom).
         const int limit = 512;
         await using FdExhaustion bridge = FdExhaustion.Start(limit, "dotnet",
-            BridgeProcess.DllPath, "--fork", "-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+            BridgeProcess.DllPath, "--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
         string address = await bridge.WaitLineAsync("listening on ", ct);
         int port = int.Parse(address[(address.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
 

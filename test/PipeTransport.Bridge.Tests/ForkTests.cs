@@ -24,7 +24,7 @@ public sealed class ForkTests(string engine)
         using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task echoing = EchoServerAsync(echoServer, stopEcho.Token);
 
-        await using var bridge = BridgeProcess.Start("--fork", "-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        await using var bridge = BridgeProcess.Start("--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         await Task.WhenAll(Enumerable.Range(0, Clients).Select(async client =>

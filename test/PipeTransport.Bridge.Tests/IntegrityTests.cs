@@ -60,7 +60,7 @@ public sealed class IntegrityTests(string engine)
     {
         using var dir = new TempDir();
         string input = dir.Fifo("in");
-        await using var bridge = BridgeProcess.Start("-u", "-v", "--engine", engine, $"fifo:{input}", "tcp-listen:127.0.0.1:0");
+        await using var bridge = BridgeProcess.Start("-u", "-d", "-d", "--engine", engine, $"fifo:{input}", "tcp-listen:127.0.0.1:0");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         Task<byte[]> written = Task.Run(async () =>
@@ -84,7 +84,7 @@ public sealed class IntegrityTests(string engine)
         server.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         server.Listen();
         int port = ((IPEndPoint)server.LocalEndPoint!).Port;
-        await using var bridge = BridgeProcess.Start("-v", "--engine", engine, $"unix-listen:{socketPath}", $"tcp:127.0.0.1:{port}");
+        await using var bridge = BridgeProcess.Start("-d", "-d", "--engine", engine, $"unix-listen:{socketPath}", $"tcp:127.0.0.1:{port}");
         await bridge.WaitListeningAsync(cancellationToken);
 
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

@@ -20,7 +20,7 @@ public sealed partial class LifecycleTests
         using var dir = new TempDir();
         string existing = dir.Fifo("existing");
         string created = dir["created"];
-        await using var bridge = BridgeProcess.Start("-u", "-v", $"fifo:{existing}", $"fifo:{created}");
+        await using var bridge = BridgeProcess.Start("-u", "-d", "-d", $"fifo:{existing}", $"fifo:{created}");
         await bridge.WaitLineAsync(CreatedLine(), cancellationToken);
         Assert.That(File.Exists(created), Is.True);
 
@@ -39,7 +39,7 @@ public sealed partial class LifecycleTests
             "SIGINT is ignored in this test process (inherited from a background job), so the bridge child inherits that too");
         using var dir = new TempDir();
         string socketPath = dir["l.sock"];
-        await using var bridge = BridgeProcess.Start("-v", $"unix-listen:{socketPath}", $"fifo:{dir["a"]}!!fifo:{dir["b"]}");
+        await using var bridge = BridgeProcess.Start("-d", "-d", $"unix-listen:{socketPath}", $"fifo:{dir["a"]}!!fifo:{dir["b"]}");
         await bridge.WaitListeningAsync(cancellationToken);
         Assert.That(File.Exists(socketPath), Is.True);
 

@@ -15,7 +15,7 @@ public sealed class SocatInteropTests(string engine)
     {
         using var dir = new TempDir();
         string input = dir.Fifo("in");
-        await using var bridge = BridgeProcess.Start("-u", "-v", "--engine", engine, $"fifo:{input}", "tcp-listen:127.0.0.1:0");
+        await using var bridge = BridgeProcess.Start("-u", "-d", "-d", "--engine", engine, $"fifo:{input}", "tcp-listen:127.0.0.1:0");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
         await using var socat = BridgeProcess.StartSocat("-u", $"TCP:127.0.0.1:{port}", "STDOUT");
         await AssertFifoToSocatAsync(input, bridge, socat, cancellationToken);
@@ -27,7 +27,7 @@ public sealed class SocatInteropTests(string engine)
         using var dir = new TempDir();
         string input = dir.Fifo("in");
         string socketPath = dir["s.sock"];
-        await using var bridge = BridgeProcess.Start("-u", "-v", "--engine", engine, $"fifo:{input}", $"unix-listen:{socketPath}");
+        await using var bridge = BridgeProcess.Start("-u", "-d", "-d", "--engine", engine, $"fifo:{input}", $"unix-listen:{socketPath}");
         await bridge.WaitListeningAsync(cancellationToken);
         await using var socat = BridgeProcess.StartSocat("-u", $"UNIX-CONNECT:{socketPath}", "STDOUT");
         await AssertFifoToSocatAsync(input, bridge, socat, cancellationToken);
@@ -67,7 +67,7 @@ public sealed class SocatInteropTests(string engine)
         string socketPath = dir["echo.sock"];
         await using var echo = BridgeProcess.StartSocat($"UNIX-LISTEN:{socketPath}", "EXEC:cat");
         await echo.WaitListeningAsync(cancellationToken);
-        await using var bridge = BridgeProcess.Start("-v", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{socketPath}");
+        await using var bridge = BridgeProcess.Start("-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{socketPath}");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
