@@ -66,7 +66,7 @@ internal static class Program
         var connections = new Option<int>("--connections") { Description = "Idle connections per idle-memory run", DefaultValueFactory = _ => 10_000 };
         var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each variant" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds one run may take before the scenario fails", DefaultValueFactory = _ => 300 };
-        var extra = new Option<bool>("--extra") { Description = "Also run tuning variants of FdConnection (inline application scheduling, one reactor, 1 MiB output pause threshold)" };
+        var extra = new Option<bool>("--extra") { Description = "Also run the tuning variants (e.g. PipeCapacity = 0, UseSplice = false, inline application scheduling, other reactor modes, the Kestrel transport options)" };
         var bridgeBlock = new Option<string>("--bridge-block") { Description = "pipebridge's -b in the bridge scenarios (0: its default)", DefaultValueFactory = _ => "0" };
         var variant = new Option<string[]>("--variant") { Description = "Only run variants whose name contains this (repeatable; for profiling one variant)" };
         var wrkDuration = new Option<int>("--wrk-duration") { Description = "Seconds per timed wrk run (Kestrel scenarios)", DefaultValueFactory = _ => 5 };

@@ -7,7 +7,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Kestrel;
 
 /// <summary>
-/// Issue 4: memory per idle keep-alive connection under Kestrel. Each run is a fresh
+/// Memory per idle keep-alive connection under Kestrel. Each run is a fresh
 /// <c>kestrel-server</c> child; the harness opens <c>--connections</c>/2 connections that each make one
 /// request and stay open, asks the server for its RSS and managed heap (after an aggressive compacting
 /// GC), opens as many again and asks again. Only the second half is counted: the first absorbs one-time

@@ -3,7 +3,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 5: writer process → FIFO A → bridge → FIFO B → hashing reader process, the bridge being
+/// Writer process → FIFO A → bridge → FIFO B → hashing reader process, the bridge being
 /// <c>pipebridge -u --engine copy|splice fifo:A fifo:B</c> (its own process, the built dll) vs
 /// <c>socat -u -b 65536</c> vs <c>cat</c> vs the harness's own <c>FileStream.CopyToAsync</c>.
 /// Timed like <see cref="FifoCopyScenario"/>: from the writer's first byte to the reader's EOF, so
@@ -23,7 +23,7 @@ internal sealed class BridgeFifoScenario : IScenario
 
     public string? SecondaryUnit => "bridge CPU s/GiB";
 
-    // Targets (issue 5): copy ≥ 1.5× socat and ≥ 1.0× cat; splice ≥ 2× socat.
+    // Targets: copy ≥ 1.5× socat and ≥ 1.0× cat; splice ≥ 2× socat.
     public IReadOnlyList<Variant> Variants { get; } = Pipebridge.WithComparison(
     [
         new("pipebridge --engine copy", c => FifoCopyScenario.RunMeasuredAsync(c, (c, a, b) => Pipebridge.RunAsync(c, "copy", "fifo:" + a, "fifo:" + b))),

@@ -4,7 +4,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 5: <c>tcp-writer</c> process (listens on the loopback, sends) → bridge → <c>unix-reader</c>
+/// <c>tcp-writer</c> process (listens on the loopback, sends) → bridge → <c>unix-reader</c>
 /// process (listens on a Unix socket, hashes). The bridge connects to both:
 /// <c>pipebridge -u --engine copy|splice tcp:127.0.0.1:PORT unix:PATH</c> vs
 /// <c>socat -u -b 65536 TCP:127.0.0.1:PORT UNIX-CONNECT:PATH</c>. Timed from the writer's accept
@@ -24,7 +24,7 @@ internal sealed class BridgeTcpUnixScenario : IScenario
 
     public string? SecondaryUnit => "bridge CPU s/GiB";
 
-    // Targets (issue 5): copy ≥ 1.5× socat; splice ≥ 2× socat.
+    // Targets: copy ≥ 1.5× socat; splice ≥ 2× socat.
     public IReadOnlyList<Variant> Variants { get; } = Pipebridge.WithComparison(
     [
         new("pipebridge --engine copy", c => RunAsync(c, (c, port, path) => Pipebridge.RunAsync(c, "copy", Tcp(port), "unix:" + path))),

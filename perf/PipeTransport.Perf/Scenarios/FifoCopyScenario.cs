@@ -4,7 +4,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 2 (b): writer process → FIFO A → copy → FIFO B → hashing reader process.
+/// Writer process → FIFO A → copy → FIFO B → hashing reader process.
 /// The copy is an <c>FdConnection</c> (Input of A into Output of B) vs <c>FileStream.CopyToAsync</c>
 /// vs <c>cat A &gt; B</c>. Timed from the writer's first byte to the reader's EOF, so every variant,
 /// including the external <c>cat</c>, is measured the same way.

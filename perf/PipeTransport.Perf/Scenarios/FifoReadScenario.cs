@@ -6,7 +6,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 2 (a): read a FIFO fed by a separate writer process, hashing every byte.
+/// Read a FIFO fed by a separate writer process, hashing every byte.
 /// <c>FdConnection.Input</c> vs <c>FileStream</c> + <c>PipeReader.Create</c> vs a raw blocking
 /// <c>read</c> loop (an unbuffered <c>FileStream.Read</c>: one syscall per buffer, the limit for a
 /// .NET reader).
@@ -25,7 +25,7 @@ internal sealed class FifoReadScenario : IScenario
     [
         new("FdConnection.Input", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.Options(c)))),
         new("FileStream + PipeReader.Create", c => RunAsync(c, ReadWithStreamPipeReaderAsync), 1.0),
-        new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 0.9),
+        new("raw blocking read loop", c => RunAsync(c, ReadWithSyscallLoopAsync), 1.0),
         new("FdConnection, PipeCapacity = 0 (kernel default)", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.KernelPipeSizeOptions(c))), Extra: true),
         new("FdConnection, ApplicationScheduler = Inline", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.InlineOptions(c))), Extra: true),
         new("FdConnection, ReactorPolling.DedicatedThread", c => RunAsync(c, (c, p, h) => ReadWithFdConnectionAsync(c, p, h, FdConnections.DedicatedOptions(c))), Extra: true),

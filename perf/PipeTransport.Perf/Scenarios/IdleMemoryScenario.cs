@@ -4,7 +4,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 3: process RSS growth per idle TCP connection. Each run is a fresh <c>idle-server</c> child
+/// Process RSS growth per idle TCP connection. Each run is a fresh <c>idle-server</c> child
 /// (so one variant's heap growth cannot hide the next one's) that accepts N connections from an
 /// <c>idle-clients</c> grandchild (the clients' fds would not fit in one process's limit) and holds
 /// each with a pending read: <c>FdListener</c> + a pending <c>Input.ReadAsync</c> vs a .NET

@@ -8,7 +8,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 3: ping-pong latency. A client sends a 64-byte message, an echo server returns it, the
+/// Ping-pong latency. A client sends a 64-byte message, an echo server returns it, the
 /// client waits for all 64 bytes before sending the next; each message carries its sequence number,
 /// checked on return. <c>FdConnection</c> on both ends vs async <c>Socket</c> on both ends.
 /// Reports round trips per second and the median p50/p99 round-trip time.

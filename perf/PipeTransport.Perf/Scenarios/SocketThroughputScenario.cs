@@ -8,7 +8,7 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Issue 3: one-way socket throughput in 64 KiB writes, every byte hashed by the receiver. Both ends
+/// One-way socket throughput in 64 KiB writes, every byte hashed by the receiver. Both ends
 /// use the variant's own stack: <c>FdConnection</c> (listener + connect) vs <c>Socket</c> +
 /// <c>NetworkStream</c> + <c>PipeReader.Create</c>/<c>PipeWriter.Create</c> vs raw
 /// <c>Socket.SendAsync</c>/<c>ReceiveAsync</c> loops.
