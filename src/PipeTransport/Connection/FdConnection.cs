@@ -468,7 +468,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>The parked read ends without the receive loop starting (cancelled, or a recorded edge).</summary>
     internal void UnparkReceive() => Interlocked.CompareExchange(ref _receiveState, NotStarted, Parked);
 
-    /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
     /// <summary>Bytes Input's copies moved inside the kernel (<see cref="TrySpliceTo"/>), once each copy ended.</summary>
     internal long SplicedBytes => Volatile.Read(ref _extras)?.SplicedBytes ?? 0;
 
@@ -617,6 +616,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         await ReceiveLoopAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
     internal void EnsureReceiving()
     {
         int state = Volatile.Read(ref _receiveState);
