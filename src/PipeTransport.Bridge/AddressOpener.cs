@@ -10,6 +10,10 @@ namespace PipeTransport.Bridge;
 /// <summary>Opens addresses as <see cref="FdConnection"/>s; every failure becomes a <see cref="BridgeFailure"/> naming the address.</summary>
 internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdPaths, BridgeLog log)
 {
+    /// <summary>Permissions asked of open(2) for a file it creates (the umask then applies), as touch(1) and socat do.</summary>
+    private const UnixFileMode DefaultFileMode =
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+
     // The copy engine's loop does no blocking work, so its continuations run inline (on the reactor
     // thread that completed the read) instead of hopping to the thread pool; the pause thresholds
     // scale with the block size so that one block never stalls a flush on its own. One bridge (no
@@ -207,7 +211,7 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
                     if (Sys.CheckOpen(fd.Fd) is var r and < 0)
                         throw PipeTransportException.FromResult(r, "fcntl", fd.Text);
                     // An inherited fd stays ours: exec: children get 0, 1 and 2 only.
-                    Sys.Fcntl(fd.Fd, LinuxFlags.F_SETFD, LinuxFlags.FD_CLOEXEC);
+                    Sys.SetCloseOnExec(fd.Fd);
                     return FdConnection.FromFd(new SafeFileHandle(fd.Fd, ownsHandle: true), ConnectionOptions);
                 case AnonymousPipeAddress:
                     return OpenAnonymousPipe(role);
@@ -256,23 +260,23 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         switch (file.Kind)
         {
             case FileKind.File:
-                if (writes) flags |= LinuxFlags.O_CREAT;
-                if (role == Role.Write && !o.Append) flags |= LinuxFlags.O_TRUNC;
+                if (writes) flags |= Libc.O_CREAT;
+                if (role == Role.Write && !o.Append) flags |= Libc.O_TRUNC;
                 break;
             case FileKind.GOpen:
-                flags |= LinuxFlags.O_CREAT;
-                if (writes) flags |= LinuxFlags.O_APPEND;
+                flags |= Libc.O_CREAT;
+                if (writes) flags |= Libc.O_APPEND;
                 break;
             case FileKind.Create:
-                flags |= LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC;
+                flags |= Libc.O_CREAT | Libc.O_TRUNC;
                 break;
         }
-        if (o.Creat) flags |= LinuxFlags.O_CREAT;
-        if (o.Truncate) flags |= LinuxFlags.O_TRUNC;
-        if (o.Append) flags |= LinuxFlags.O_APPEND;
-        if (o.Exclusive) flags |= LinuxFlags.O_EXCL;
+        if (o.Creat) flags |= Libc.O_CREAT;
+        if (o.Truncate) flags |= Libc.O_TRUNC;
+        if (o.Append) flags |= Libc.O_APPEND;
+        if (o.Exclusive) flags |= Libc.O_EXCL;
         if (o.UnlinkEarly) UnlinkEarly(file.Path);
-        int fd = Sys.Open(file.Path, flags, (int)(o.Mode ?? LinuxFlags.DefaultFileMode));
+        int fd = Sys.Open(file.Path, flags, (int)(o.Mode ?? DefaultFileMode));
         if (fd < 0) throw PipeTransportException.FromResult(fd, "open", file.Path);
         var handle = new SafeFdHandle(fd);
         if (Ownership(o, file.Path)?.Apply(file.Path) is { } error)
@@ -386,7 +390,6 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
     {
         if (Sys.CheckOpen(address.Fd) is var r and < 0)
             throw PipeTransportException.FromResult(r, "fcntl", $"fd {address.Fd}");
-        Sys.Fcntl(address.Fd, LinuxFlags.F_SETFD, LinuxFlags.FD_CLOEXEC);
         var handle = new SafeFdHandle(address.Fd);
         try
         {

@@ -56,6 +56,10 @@ internal static unsafe partial class Libc
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
     public const int O_NOCTTY = 0x100;
+    public const int O_CREAT = 0x40;
+    public const int O_EXCL = 0x80;
+    public const int O_TRUNC = 0x200;
+    public const int O_APPEND = 0x400;
 
     // fcntl(2)
     public const int F_GETFD = 1;
