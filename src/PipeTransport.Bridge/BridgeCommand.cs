@@ -72,7 +72,7 @@ internal sealed class BridgeCommand
 
     private readonly Option<Engine> _engine = new("--engine")
     {
-        Description = "auto: splice between pipes and sockets, copy otherwise; splice: kernel-side only; copy: through FdConnection pipes",
+        Description = "auto: splice between pipes and sockets (sendfile from a regular file), copy otherwise; splice: kernel-side only; copy: through FdConnection pipes",
         DefaultValueFactory = _ => Engine.Auto,
         HelpName = "auto|splice|copy",
         CustomParser = result =>

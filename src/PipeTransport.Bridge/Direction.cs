@@ -21,14 +21,14 @@ internal sealed class Direction(
     /// <summary>Bytes moved so far (read while the engine runs, for -T and the notices).</summary>
     public long Bytes => _bytes();
 
-    /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets.</summary>
+    /// <summary>The engine this direction will use: auto picks splice when both fds are pipes or sockets, or a regular file to one of them.</summary>
     public Engine ChooseEngine()
     {
         if (options.Engine == Engine.Copy || dump is not null) return Engine.Copy;
-        bool spliceable = SpliceCopier.CanSplice(source.InputFd) && SpliceCopier.CanSplice(destination.OutputFd);
+        bool spliceable = SpliceCopier.CanSpliceFrom(source.InputFd) && SpliceCopier.CanSplice(destination.OutputFd);
         if (spliceable) return Engine.Splice;
         if (options.Engine == Engine.Splice)
-            throw new UsageException($"--engine splice needs pipes, FIFOs or sockets; '{sourceAddress} -> {destinationAddress}' has another kind of fd (use --engine copy)");
+            throw new UsageException($"--engine splice needs pipes, FIFOs or sockets (or a regular file to read); '{sourceAddress} -> {destinationAddress}' has another kind of fd (use --engine copy)");
         return Engine.Copy;
     }
 

@@ -74,6 +74,28 @@ public sealed class IntegrityTests(string engine)
         Assert.That(hash, Is.EqualTo(await written));
     }
 
+    /// <summary>A regular file to a Unix socket: sendfile in the splice engine (and auto), read/write in copy.</summary>
+    [Test, CancelAfter(30_000)]
+    public async Task FileToUnixConnect(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string input = dir["in.bin"], socketPath = dir["sink.sock"];
+        byte[] data = new byte[48 * TestData.MiB + 777];
+        new Random(5).NextBytes(data);
+        await File.WriteAllBytesAsync(input, data, cancellationToken);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+        listener.Listen(1);
+
+        await using var bridge = BridgeProcess.Start("-u", "--engine", engine, $"file:{input}", $"unix:{socketPath}");
+        using Socket sink = await listener.AcceptAsync(cancellationToken);
+        var (length, hash) = await TestData.ReadAsync(new NetworkStream(sink, ownsSocket: false), cancellationToken);
+
+        Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.Zero, bridge.Stderr);
+        Assert.That(length, Is.EqualTo(data.Length));
+        Assert.That(hash, Is.EqualTo(System.Security.Cryptography.SHA256.HashData(data)));
+    }
+
     /// <summary>Both directions at once; each side half-closes when done and still receives the other's data.</summary>
     [Test, CancelAfter(30_000)]
     public async Task UnixListenToTcpBothWays(CancellationToken cancellationToken)

@@ -140,19 +140,93 @@ public sealed class SpliceCopierTests
     }
 
     [Test, CancelAfter(10_000)]
-    public void RegularFilesAreRefused(CancellationToken cancellationToken)
+    public void ARegularFileIsASourceButNotADestination(CancellationToken cancellationToken)
     {
         string path = Path.GetTempFileName();
         try
         {
             using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
             var (pipeRead, pipeWrite) = Pipe();
-            using RawFd fileFd = RawFd.Create(file), pipeFd = RawFd.Create(pipeWrite);
+            using RawFd fileFd = RawFd.Create(file), pipeFd = RawFd.Create(pipeWrite), pipeReadFd = RawFd.Create(pipeRead);
             Assert.That(SpliceCopier.CanSplice(fileFd), Is.False);
+            Assert.That(SpliceCopier.CanSpliceFrom(fileFd), Is.True);
             Assert.That(SpliceCopier.CanSplice(pipeFd), Is.True);
-            Assert.Throws<ArgumentException>(() => new SpliceCopier(fileFd, pipeFd).Dispose());
+            Assert.Throws<ArgumentException>(() => new SpliceCopier(pipeReadFd, fileFd).Dispose());
+            new SpliceCopier(fileFd, pipeFd).Dispose();
             pipeRead.Dispose();
             pipeWrite.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>
+    /// A regular file goes out with sendfile from its current position (bytes before it were read by
+    /// someone else) to its end, waiting whenever the destination is full, to a socket and to a pipe.
+    /// </summary>
+    [TestCase(true), TestCase(false), CancelAfter(30_000)]
+    public async Task ARegularFileIsSentFromItsPositionToItsEnd(bool toSocket, CancellationToken cancellationToken)
+    {
+        const int size = 8 << 20, skipped = 12345;
+        byte[] data = new byte[size];
+        new Random(7).NextBytes(data);
+        string path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllBytesAsync(path, data, cancellationToken);
+            using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            // FileStream reads at its own offsets (pread); the fd's file position moves only with lseek/read.
+            Assert.That(Syscall.lseek((int)file.DangerousGetHandle(), skipped, SeekFlags.SEEK_SET), Is.EqualTo(skipped));
+
+            SafeFdHandle readEnd, writeEnd;
+            if (toSocket)
+            {
+                Assert.That(Syscall.socketpair(UnixAddressFamily.AF_UNIX, UnixSocketType.SOCK_STREAM, 0, out int fd0, out int fd1), Is.Zero);
+                (readEnd, writeEnd) = (new SafeFdHandle(fd0), new SafeFdHandle(fd1));
+            }
+            else
+            {
+                (readEnd, writeEnd) = Pipe();
+            }
+
+            using RawFd source = RawFd.Create(file), destination = RawFd.Create(writeEnd);
+            using var copier = new SpliceCopier(source, destination, 256 * 1024);
+            Assert.That(copier.UsesIntermediatePipe, Is.False);
+            Task<long> copy = Task.Run(() => copier.CopyToEndAsync(cancellationToken), cancellationToken);
+            _ = copy.ContinueWith(_ => { destination.Dispose(); writeEnd.Dispose(); },
+                CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            byte[] received = await ReadToEndAsync(readEnd, cancellationToken);
+
+            Assert.That(await copy, Is.EqualTo(size - skipped));
+            Assert.That(copier.BytesCopied, Is.EqualTo(size - skipped));
+            Assert.That(received, Is.EqualTo(data.AsSpan(skipped).ToArray()));
+            readEnd.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The destination's reader leaves: the copy fails with EPIPE from sendfile, naming the destination.</summary>
+    [Test, CancelAfter(30_000)]
+    public async Task ARegularFileToAPipeWithoutReaderFailsWithEpipe(CancellationToken cancellationToken)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllBytesAsync(path, new byte[1 << 20], cancellationToken);
+            using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            var (readEnd, writeEnd) = Pipe();
+            readEnd.Dispose();
+            using RawFd source = RawFd.Create(file), destination = RawFd.Create(writeEnd);
+            using var copier = new SpliceCopier(source, destination, sourceName: "file:x", destinationName: "pipe:y");
+            var error = Assert.CatchAsync<PipeTransportException>(() => copier.CopyToEndAsync(cancellationToken));
+            Assert.That(error!.Errno, Is.EqualTo(Errno.EPIPE));
+            Assert.That(error.Message, Does.Contain("pipe:y").And.Contain("sendfile"));
+            writeEnd.Dispose();
         }
         finally
         {

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace PipeTransport.Interop;
 
 /// <summary>
-/// splice(2) and tee(2), plus the pipe and poll calls the splice engine needs, with the interop layer's conventions:
+/// splice(2), tee(2) and sendfile(2), plus the pipe and poll calls the splice engine needs, with the interop layer's conventions:
 /// results are the count or a negated errno, and EINTR is retried here.
 /// </summary>
 internal static unsafe partial class SpliceSyscalls
@@ -17,6 +17,14 @@ internal static unsafe partial class SpliceSyscalls
     {
         nint r;
         while ((r = Sys.Result(splice(fdIn, null, fdOut, null, length, flags))) == -Libc.EINTR) { }
+        return r;
+    }
+
+    /// <summary>Sends up to <paramref name="length"/> bytes of a file from its own file position (which it advances).</summary>
+    public static nint SendFile(int fdOut, int fdIn, nuint length)
+    {
+        nint r;
+        while ((r = Sys.Result(sendfile(fdOut, fdIn, null, length))) == -Libc.EINTR) { }
         return r;
     }
 
@@ -60,6 +68,9 @@ internal static unsafe partial class SpliceSyscalls
 
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static partial int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
+    private static partial nint sendfile(int out_fd, int in_fd, long* offset, nuint count);
 
     [LibraryImport("libc", EntryPoint = "tee", SetLastError = true)]
     private static partial nint tee(int fd_in, int fd_out, nuint len, uint flags);

@@ -7,7 +7,8 @@ namespace PipeTransport;
 /// Moves bytes from one fd to another inside the kernel with <c>splice(2)</c>, waiting for
 /// readiness on the library's reactor through <see cref="RawFd.ReadAsync"/> and
 /// <see cref="RawFd.WriteAsync"/>. When either end is a pipe or FIFO the bytes go straight
-/// across; between two sockets they go through a private intermediate pipe.
+/// across; between two sockets they go through a private intermediate pipe. A regular file source
+/// is sent with <c>sendfile(2)</c> (no intermediate pipe; a file never makes the copy wait).
 /// </summary>
 /// <remarks>
 /// Both ends must be pipes, FIFOs or sockets (see <see cref="CanSplice"/>). The copier only
@@ -33,8 +34,10 @@ public sealed class SpliceCopier : IDisposable
     private readonly string _destinationName;
     private readonly int _chunkSize;
     private readonly bool _sourceIsPipe;
+    private readonly bool _sourceIsFile;
     private readonly Func<int, bool> _moveUntilSourceEmpty;
     private readonly Func<int, bool> _moveUntilDestinationFull;
+    private readonly Func<int, bool> _sendUntilDestinationFull;
 
     // Intermediate pipe (socket to socket only): both ends are non-blocking and only this copier
     // touches them, so their state is always known and they need no reactor registration.
@@ -53,12 +56,12 @@ public sealed class SpliceCopier : IDisposable
     private enum Outcome { Progress, SourceEmpty, DestinationFull, EndOfStream, Failed }
 
     /// <summary>Creates a copier from <paramref name="source"/> to <paramref name="destination"/>.</summary>
-    /// <param name="source">The fd to read; a pipe, FIFO or socket.</param>
+    /// <param name="source">The fd to read; a pipe, FIFO, socket or regular file (read from its current position).</param>
     /// <param name="destination">The fd to write; a pipe, FIFO or socket.</param>
     /// <param name="chunkSize">Bytes asked of one splice call; also the intermediate pipe's size.</param>
     /// <param name="sourceName">Names the source in error messages (a path or an address).</param>
     /// <param name="destinationName">Names the destination in error messages.</param>
-    /// <exception cref="ArgumentException">An end is neither a pipe nor a socket.</exception>
+    /// <exception cref="ArgumentException">An end is neither a pipe nor a socket (nor, for the source, a regular file).</exception>
     /// <exception cref="PipeTransportException">The intermediate pipe could not be created.</exception>
     public SpliceCopier(RawFd source, RawFd destination, int chunkSize = DefaultChunkSize,
         string? sourceName = null, string? destinationName = null)
@@ -74,11 +77,12 @@ public sealed class SpliceCopier : IDisposable
         _destinationName = destinationName ?? "destination";
 
         FdKind sourceKind = source.Kind, destinationKind = destination.Kind;
-        if (sourceKind is not (FdKind.Pipe or FdKind.Socket))
-            throw new ArgumentException($"{_sourceName} is neither a pipe nor a socket: splice cannot read it", nameof(source));
+        if (sourceKind is not (FdKind.Pipe or FdKind.Socket or FdKind.RegularFile))
+            throw new ArgumentException($"{_sourceName} is neither a pipe, a socket nor a regular file: splice cannot read it", nameof(source));
         if (destinationKind is not (FdKind.Pipe or FdKind.Socket))
             throw new ArgumentException($"{_destinationName} is neither a pipe nor a socket: splice cannot write it", nameof(destination));
         _sourceIsPipe = sourceKind == FdKind.Pipe;
+        _sourceIsFile = sourceKind == FdKind.RegularFile;
         if (sourceKind == FdKind.Socket && destinationKind == FdKind.Socket)
         {
             int r = Sys.Pipe(out int readFd, out int writeFd);
@@ -92,6 +96,7 @@ public sealed class SpliceCopier : IDisposable
         }
         _moveUntilSourceEmpty = _ => { Move(); return _outcome != Outcome.SourceEmpty; };
         _moveUntilDestinationFull = _ => { Move(); return _outcome != Outcome.DestinationFull; };
+        _sendUntilDestinationFull = _ => { SendFromFile(); return _outcome != Outcome.DestinationFull; };
     }
 
     /// <summary>Bytes written to the destination so far (safe to read from any thread).</summary>
@@ -125,6 +130,12 @@ public sealed class SpliceCopier : IDisposable
         return fd.Kind is FdKind.Pipe or FdKind.Socket;
     }
 
+    /// <summary>True if <paramref name="fd"/> can be a copier's source: what <see cref="CanSplice"/> accepts, or a regular file.</summary>
+    public static bool CanSpliceFrom(RawFd fd)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        return fd.Kind is FdKind.Pipe or FdKind.Socket or FdKind.RegularFile;
+    }
 
     /// <summary>
     /// Copies until the source reports end of stream; returns the bytes copied by this call. Between
@@ -139,6 +150,19 @@ public sealed class SpliceCopier : IDisposable
         if (Interlocked.Exchange(ref _running, 1) != 0)
             throw new InvalidOperationException("A copy is already running.");
         long start = BytesCopied;
+        if (_sourceIsFile)
+        {
+            try
+            {
+                await SendFileToEndAsync(cancellationToken).ConfigureAwait(false);
+                return BytesCopied - start;
+            }
+            finally
+            {
+                Volatile.Write(ref _running, 0);
+            }
+        }
+
         // After a wait the loop runs on the reactor thread that saw the fd ready (splice never blocks,
         // so there is no reason to hand each wake-up to the thread pool); it leaves that thread every
         // callback's worth (at most 4 MiB) of uninterrupted progress, and before returning to the caller.
@@ -178,6 +202,74 @@ public sealed class SpliceCopier : IDisposable
             if (onReactor)
                 await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
+    }
+
+    /// <summary>
+    /// The regular-file source: <c>sendfile</c> until the destination is full, then a wait for it.
+    /// As in nginx's event loop, the file is read on the reactor thread (from the page cache, or
+    /// blocking on the disk); a callback's worth of progress gives the thread back.
+    /// </summary>
+    private async Task SendFileToEndAsync(CancellationToken cancellationToken)
+    {
+        bool onReactor = false;
+        try
+        {
+            _source.Control(fd => _sourceFd = fd);
+            _destination.Control(fd => _destinationFd = fd);
+            while (true)
+            {
+                ValueTask wait = _destination.CallOnReactorAsync(_sendUntilDestinationFull, write: true, cancellationToken);
+                onReactor |= !wait.IsCompleted;
+                await wait.ConfigureAwait(false);
+                if (_outcome == Outcome.Failed)
+                    throw _error!;
+                if (_outcome == Outcome.EndOfStream)
+                    return;
+                if (onReactor)
+                {
+                    onReactor = false;
+                    await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+                }
+            }
+        }
+        finally
+        {
+            if (onReactor)
+                await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+    }
+
+    private void SendFromFile()
+    {
+        if (_destination.IsClosed)
+        {
+            _error = new ObjectDisposedException(_destinationName, $"{_destinationName} was closed during the copy.");
+            _outcome = Outcome.Failed;
+            return;
+        }
+        for (int chunk = 0; chunk < _chunksPerCallback; chunk++)
+        {
+            nint n = SpliceSyscalls.SendFile(_destinationFd, _sourceFd, (nuint)_chunkSize);
+            if (n > 0)
+            {
+                Interlocked.Add(ref _bytesCopied, n);
+                continue;
+            }
+            if (n == 0)
+            {
+                _outcome = Outcome.EndOfStream;
+                return;
+            }
+            // A regular file never says EAGAIN: the destination is full.
+            if (n == -Libc.EAGAIN)
+            {
+                _outcome = Outcome.DestinationFull;
+                return;
+            }
+            Fail(n, destination: n is -Libc.EPIPE or -Libc.ECONNRESET or -Libc.ENOTCONN, "sendfile");
+            return;
+        }
+        _outcome = Outcome.Progress;
     }
 
     /// <summary>Closes the intermediate pipe, if any. The source and destination stay open.</summary>
@@ -303,10 +395,10 @@ public sealed class SpliceCopier : IDisposable
         _outcome = Outcome.Progress;
     }
 
-    private void Fail(nint negatedErrno, bool destination)
+    private void Fail(nint negatedErrno, bool destination, string call = "splice")
     {
         DestinationFailed = destination;
-        _error = PipeTransportException.FromResult(negatedErrno, "splice", destination ? _destinationName : _sourceName);
+        _error = PipeTransportException.FromResult(negatedErrno, call, destination ? _destinationName : _sourceName);
         _outcome = Outcome.Failed;
     }
 }
