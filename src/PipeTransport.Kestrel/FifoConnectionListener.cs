@@ -18,10 +18,12 @@ internal sealed class FifoConnectionListener : IConnectionListener
     private readonly ILogger _logger;
     private readonly List<string> _createdFifos = [];
     private readonly CancellationTokenSource _unbind = new();
+    private readonly HandOffCoordinator? _handOff;
     private Task _previousConnectionDisposed = Task.CompletedTask;
 
-    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
+    private FifoConnectionListener(FifoEndPoint endPoint, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger, HandOffCoordinator? handOff)
     {
+        _handOff = handOff;
         _dispatch = dispatch;
         _logger = logger;
         _endPoint = endPoint;
@@ -31,9 +33,14 @@ internal sealed class FifoConnectionListener : IConnectionListener
     public EndPoint EndPoint => _endPoint;
 
     /// <summary>Creates missing FIFOs (like socat's <c>PIPE:</c>) and refuses paths that are something else.</summary>
-    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FileOwnership ownership, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger)
+    /// <remarks>
+    /// With hand-off, the first conversation waits until the predecessor has exited (it finishes the
+    /// conversation it has), and FIFOs handed off to a successor stay in place for it.
+    /// </remarks>
+    public static FifoConnectionListener Bind(FifoEndPoint endPoint, UnixFileMode mode, FileOwnership ownership, FdConnectionOptions connectionOptions, bool dispatch, ILogger logger,
+        HandOffCoordinator? handOff = null)
     {
-        var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch, logger);
+        var listener = new FifoConnectionListener(endPoint, connectionOptions, dispatch, logger, handOff);
         try
         {
             listener.EnsureFifo(endPoint.ReadPath, mode, ownership);
@@ -78,6 +85,10 @@ internal sealed class FifoConnectionListener : IConnectionListener
         try
         {
             await _previousConnectionDisposed.WaitAsync(cancel.Token).ConfigureAwait(false);
+            if (_handOff is not null)
+            {
+                await _handOff.WaitForFifosAsync(cancel.Token).ConfigureAwait(false);
+            }
             var connection = await OpenConversationAsync(cancel.Token).ConfigureAwait(false);
             var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _previousConnectionDisposed = disposed.Task;
@@ -119,7 +130,10 @@ internal sealed class FifoConnectionListener : IConnectionListener
     public async ValueTask DisposeAsync()
     {
         await UnbindAsync().ConfigureAwait(false);
-        RemoveCreatedFifos();
+        if (_handOff?.HandedOff != true)
+        {
+            RemoveCreatedFifos();
+        }
     }
 
     private void RemoveCreatedFifos()

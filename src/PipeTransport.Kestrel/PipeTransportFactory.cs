@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -13,44 +14,68 @@ namespace PipeTransport.Kestrel;
 /// <summary>
 /// Kestrel's entry point into the transport: binds the endpoints PipeTransport serves (TCP, Unix
 /// sockets, inherited listening sockets, FIFO pairs) and, through <see cref="CanBind"/>, leaves every
-/// other endpoint (named pipes, QUIC, custom ones) to the transports registered before it.
+/// other endpoint (named pipes, QUIC, custom ones) to the transports registered before it. With
+/// <see cref="PipeTransportOptions.HandOff"/> it takes over a running predecessor's listeners instead of
+/// binding them (see <see cref="HandOffCoordinator"/>).
 /// </summary>
-internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
+internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable, IAsyncDisposable
 {
     private readonly PipeTransportOptions _options;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
+    private readonly HandOffCoordinator? _handOff;
     private ReactorGroup? _reactorGroup;
     private bool _disposed;
 
     /// <param name="options">The transport's options.</param>
     /// <param name="loggerFactory">Makes the <see cref="PipeTransportLog.Category"/> logger (none: nothing is logged).</param>
-    public PipeTransportFactory(IOptions<PipeTransportOptions> options, ILoggerFactory? loggerFactory = null)
+    /// <param name="lifetime">The host's lifetime: hand-off commits when it has started and stops it when handed off.</param>
+    public PipeTransportFactory(IOptions<PipeTransportOptions> options, ILoggerFactory? loggerFactory = null, IHostApplicationLifetime? lifetime = null)
     {
         _options = options.Value;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger(PipeTransportLog.Category);
+        if (_options.HandOff is { } handOff)
+        {
+            _handOff = new HandOffCoordinator(handOff, lifetime ?? throw new InvalidOperationException(
+                $"PipeTransportOptions.HandOff ({handOff.Path}) needs the host's IHostApplicationLifetime: run the server in a host (WebApplication, Host)."), _logger);
+        }
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint or FileHandleEndPoint or FifoEndPoint;
 
-    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         var connectionOptions = GetConnectionOptions();
         var dispatch = !_options.UnsafePreferInlineScheduling;
-        IConnectionListener listener = endpoint switch
+        switch (endpoint)
         {
-            FifoEndPoint fifo => FifoConnectionListener.Bind(
-                fifo, _options.UnixSocketFileMode, FileOwnership.Resolve(_options.UnixSocketOwner, _options.UnixSocketGroup, fifo.ToString()),
-                connectionOptions, dispatch, _logger),
-            FileHandleEndPoint handle => new SocketConnectionListener(
-                FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
-                connectionOptions.MemoryPool, dispatch, _logger),
-            IPEndPoint or UnixDomainSocketEndPoint => new SocketConnectionListener(
-                Bind(endpoint, CreateListenerOptions(connectionOptions)), connectionOptions.MemoryPool, dispatch, _logger),
-            _ => throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'."),
-        };
-        return new ValueTask<IConnectionListener>(listener);
+            case FifoEndPoint fifo:
+                if (_handOff is not null)
+                {
+                    await _handOff.GetTakeoverAsync().ConfigureAwait(false);
+                }
+                return FifoConnectionListener.Bind(
+                    fifo, _options.UnixSocketFileMode, FileOwnership.Resolve(_options.UnixSocketOwner, _options.UnixSocketGroup, fifo.ToString()),
+                    connectionOptions, dispatch, _logger, _handOff);
+            case FileHandleEndPoint handle:
+                return new SocketConnectionListener(
+                    FdListener.FromHandle(new SafeFileHandle((nint)handle.FileHandle, ownsHandle: true), CreateListenerOptions(connectionOptions)),
+                    connectionOptions.MemoryPool, dispatch, _logger);
+            case IPEndPoint or UnixDomainSocketEndPoint:
+                var listenerOptions = CreateListenerOptions(connectionOptions);
+                if (_handOff is null)
+                {
+                    return new SocketConnectionListener(Bind(endpoint, listenerOptions), connectionOptions.MemoryPool, dispatch, _logger);
+                }
+                // The predecessor's socket when it offers one: it accepts here and there until the commit.
+                string name = HandOffCoordinator.NameOf(endpoint)!;
+                FdListener listener = await _handOff.TryAdoptAsync(name, listenerOptions).ConfigureAwait(false) ?? Bind(endpoint, listenerOptions);
+                _handOff.Add(name, listener);
+                return new SocketConnectionListener(listener, connectionOptions.MemoryPool, dispatch, _logger);
+            default:
+                throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'.");
+        }
     }
 
     /// <summary>
@@ -120,11 +145,25 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         }
     }
 
-    public void Dispose()
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Stops serving hand-off (after Kestrel has drained) and the server's own reactors.</summary>
+    public async ValueTask DisposeAsync()
     {
         lock (_lock)
         {
+            if (_disposed)
+            {
+                return;
+            }
             _disposed = true;
+        }
+        if (_handOff is not null)
+        {
+            await _handOff.DisposeAsync().ConfigureAwait(false);
+        }
+        lock (_lock)
+        {
             _reactorGroup?.Dispose();
             _reactorGroup = null;
         }

@@ -6,7 +6,7 @@ namespace PipeTransport.Kestrel;
 /// <summary>
 /// The transport's log events. The connection events are those of Kestrel's Sockets transport
 /// (<c>SocketsLog</c>), with its event ids, names, levels and messages, so filters and dashboards
-/// written for it keep working; accept failures and the fd limit are this transport's own (ids 20-22).
+/// written for it keep working; accept failures and the fd limit (ids 20-22) and zero-downtime hand-off (ids 23-29) are this transport's own.
 /// The per-connection events are Debug: a connection id is formatted only when they are enabled.
 /// </summary>
 internal static partial class PipeTransportLog
@@ -114,4 +114,48 @@ internal static partial class PipeTransportLog
 
     [LoggerMessage(22, LogLevel.Information, @"Accepting on {EndPoint} resumed after {Duration} at the file descriptor limit.", EventName = "FdLimitLeft")]
     private static partial void FdLimitLeftCore(ILogger logger, string endPoint, TimeSpan duration);
+
+    /// <summary>A hand-off server event: a refused peer or an aborted hand-off (the commit is <see cref="HandOffServed"/>).</summary>
+    public static void HandOffEvent(ILogger logger, string path, HandOff.HandOffEvent e)
+    {
+        switch (e.Kind)
+        {
+            case HandOff.HandOffEventKind.Refused:
+                HandOffRefusedCore(logger, path, e.Detail);
+                break;
+            case HandOff.HandOffEventKind.Aborted:
+                HandOffAbortedCore(logger, path, e.Detail, e.Error);
+                break;
+        }
+    }
+
+    public static void HandOffTaken(ILogger logger, string path, IReadOnlyCollection<string> names) =>
+        HandOffTakenCore(logger, names.Count, string.Join(", ", names), path);
+
+    public static void HandOffServing(ILogger logger, string path, IReadOnlyCollection<string> names) =>
+        HandOffServingCore(logger, path, string.Join(", ", names));
+
+    public static void HandOffServed(ILogger logger, string path, int processId, IReadOnlyCollection<string> names) =>
+        HandOffServedCore(logger, string.Join(", ", names), processId, path);
+
+    [LoggerMessage(23, LogLevel.Information, @"Took over {Count} listener(s) [{Names}] from the previous instance through {Path}; it stops accepting and drains.", EventName = "HandOffTaken")]
+    private static partial void HandOffTakenCore(ILogger logger, int count, string names, string path);
+
+    [LoggerMessage(24, LogLevel.Information, @"Serving hand-off at {Path} for [{Names}]: a new instance started with this path takes them over.", EventName = "HandOffServing")]
+    private static partial void HandOffServingCore(ILogger logger, string path, string names);
+
+    [LoggerMessage(25, LogLevel.Information, @"Handed off [{Names}] to process {ProcessId} through {Path}; stopping the application to drain its requests.", EventName = "HandOffServed")]
+    private static partial void HandOffServedCore(ILogger logger, string names, int processId, string path);
+
+    [LoggerMessage(26, LogLevel.Warning, @"Hand-off through {Path} failed: {Reason}.", EventName = "HandOffFailed")]
+    public static partial void HandOffFailed(ILogger logger, string path, string reason, Exception error);
+
+    [LoggerMessage(27, LogLevel.Error, @"Cannot serve hand-off at {Path}: this instance cannot be replaced without downtime.", EventName = "HandOffServeFailed")]
+    public static partial void HandOffServeFailed(ILogger logger, string path, Exception error);
+
+    [LoggerMessage(28, LogLevel.Warning, @"Hand-off at {Path} refused a peer: {Detail}.", EventName = "HandOffRefused")]
+    private static partial void HandOffRefusedCore(ILogger logger, string path, string detail);
+
+    [LoggerMessage(29, LogLevel.Warning, @"Hand-off at {Path} aborted, this instance keeps serving: {Detail}.", EventName = "HandOffAborted")]
+    private static partial void HandOffAbortedCore(ILogger logger, string path, string detail, Exception? error);
 }

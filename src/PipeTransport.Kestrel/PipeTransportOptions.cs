@@ -73,6 +73,14 @@ public sealed class PipeTransportOptions
     public string? UnixSocketGroup { get; set; }
 
     /// <summary>
+    /// Zero-downtime restarts: when set, a new instance of the app started with the same hand-off path
+    /// takes over this instance's listening sockets (TCP and Unix) and FIFO endpoints, and this instance
+    /// then stops (<c>IHostApplicationLifetime.StopApplication</c>) and drains its requests. Null (the
+    /// default): no hand-off. See docs/handoff.md.
+    /// </summary>
+    public HandOffOptions? HandOff { get; set; }
+
+    /// <summary>
     /// The options of every connection this server accepts, used as they are. They start from the core's
     /// defaults with a server's changes: <see cref="FdConnectionOptions.OutputPauseThreshold"/> 64 KiB and
     /// <see cref="FdConnectionOptions.OutputResumeThreshold"/> 32 KiB (many slow readers should not each
