@@ -63,13 +63,18 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _takeover ??= TakeOverAsync();
+            if (_takeover is null)
+            {
+                // A missing directory is a configuration error: the start fails, naming the path.
+                _options.Validate();
+                _takeover = TakeOverAsync();
+            }
+            return _takeover;
         }
     }
 
     private async Task<HandOffTakeover?> TakeOverAsync()
     {
-        _options.Validate();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);

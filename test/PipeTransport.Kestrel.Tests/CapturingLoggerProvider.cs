@@ -17,6 +17,39 @@ internal sealed class CapturingLoggerProvider(LogLevel transportLevel = LogLevel
 
     public LogLevel TransportLevel => transportLevel;
 
+    private readonly List<(string EventName, TaskCompletionSource<LogEvent> Logged)> _waiters = [];
+
+    /// <summary>Completes with the first transport event named <paramref name="eventName"/> (one logged before included).</summary>
+    public Task<LogEvent> WaitForEventAsync(string eventName, CancellationToken cancellationToken)
+    {
+        var logged = new TaskCompletionSource<LogEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waiters)
+        {
+            if (TransportEvents.FirstOrDefault(e => e.Id.Name == eventName) is { } past)
+            {
+                logged.SetResult(past);
+            }
+            else
+            {
+                _waiters.Add((eventName, logged));
+            }
+        }
+        return logged.Task.WaitAsync(cancellationToken);
+    }
+
+    private void OnTransportEvent(LogEvent e)
+    {
+        lock (_waiters)
+        {
+            TransportEvents.Enqueue(e);
+            foreach (var (_, logged) in _waiters.Where(w => w.EventName == e.Id.Name))
+            {
+                logged.TrySetResult(e);
+            }
+            _waiters.RemoveAll(w => w.Logged.Task.IsCompleted);
+        }
+    }
+
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
     public IEnumerable<string> AtLeast(LogLevel level) =>
@@ -47,7 +80,7 @@ internal sealed class CapturingLoggerProvider(LogLevel transportLevel = LogLevel
             provider.Entries.Enqueue($"{logLevel} {category}: {message} {exception}");
             if (_transport)
             {
-                provider.TransportEvents.Enqueue(new LogEvent(logLevel, eventId, message, exception));
+                provider.OnTransportEvent(new LogEvent(logLevel, eventId, message, exception));
             }
         }
     }

@@ -81,6 +81,16 @@ internal sealed class ChildProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Waits for the child to exit by itself and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        return _process.ExitCode;
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to the child.</summary>
+    public void Signal(Mono.Unix.Native.Signum signal) => Mono.Unix.Native.Syscall.kill(_process.Id, signal);
+
     private void OnLine(string? line)
     {
         if (line is null)

@@ -14,7 +14,8 @@ namespace PipeTransport.Kestrel.Tests;
 /// The test application's entry point (what Microsoft.Testing.Platform would generate), and with
 /// <c>--child kestrel pipe|sockets HEADROOM</c> a small server a test runs as a real process, under
 /// limits it cannot impose on itself; with <c>--child systemd listenhandle|usesystemd</c> the app of
-/// docs/systemd.md, started by <c>systemd-socket-activate</c>.
+/// docs/systemd.md, started by <c>systemd-socket-activate</c>; with
+/// <c>--child handoff pipe|sockets UNIXPATH PORT HANDOFFPATH</c> the app of docs/handoff.md.
 /// </summary>
 internal static class Program
 {
@@ -23,6 +24,11 @@ internal static class Program
         if (args is ["--child", "kestrel", string transport, string headroom])
         {
             return await KestrelServerAsync(transport == "pipe", int.Parse(headroom, CultureInfo.InvariantCulture));
+        }
+
+        if (args is ["--child", "handoff", "pipe" or "sockets", string unixPath, string port, string handOffPath])
+        {
+            return await HandOffServerAsync(args[2] == "pipe", unixPath, int.Parse(port, CultureInfo.InvariantCulture), handOffPath);
         }
 
         if (args is ["--child", "systemd", "listenhandle" or "usesystemd"])
@@ -107,6 +113,44 @@ internal static class Program
         Console.WriteLine("listening");
         await StdinClosedAsync();
         await app.StopAsync();
+        return 0;
+    }
+
+    /// <summary>
+    /// The app of docs/handoff.md: answers <c>GET /</c> with "hello PID" on 127.0.0.1:PORT and on the Unix
+    /// socket UNIXPATH ("-": none), over PipeTransport with hand-off at HANDOFFPATH ("-": none) or over
+    /// Kestrel's Sockets transport. Runs like <c>app.Run()</c>: it stops on SIGTERM, or when a successor
+    /// took over. Prints <c>ready PID</c> once started and <c>stopped PID</c> after its graceful stop.
+    /// </summary>
+    private static async Task<int> HandOffServerAsync(bool pipeTransport, string unixPath, int port, string handOffPath)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "PipeTransport.Kestrel.Tests",
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+            .AddFilter(PipeTransportLog.Category, LogLevel.Information);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, port);
+            if (unixPath != "-")
+            {
+                k.ListenUnixSocket(unixPath);
+            }
+        });
+        if (pipeTransport)
+        {
+            builder.WebHost.UsePipeTransport(o => o.HandOff = handOffPath == "-" ? null : new HandOffOptions(handOffPath));
+        }
+
+        await using WebApplication app = builder.Build();
+        string hello = $"hello {Environment.ProcessId}";
+        app.MapGet("/", () => hello);
+        app.Lifetime.ApplicationStarted.Register(() => Console.WriteLine($"ready {Environment.ProcessId}"));
+        await app.RunAsync();
+        Console.WriteLine($"stopped {Environment.ProcessId}");
         return 0;
     }
 
