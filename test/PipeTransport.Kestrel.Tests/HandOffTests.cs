@@ -123,7 +123,7 @@ public sealed class HandOffTests
     public async Task PredecessorThatVanishesMidWay_SuccessorBindsAnew(CancellationToken ct)
     {
         // Something at the hand-off path that accepts and hangs up at once, like a predecessor that dies mid hand-off.
-        using var vanishing = new Socket(AddressFamily.Unix, SocketType.SeqPacket, ProtocolType.Unspecified);
+        using var vanishing = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
         vanishing.Bind(new UnixDomainSocketEndPoint(HandOffPath));
         vanishing.Listen(8);
         Task hangingUp = Task.Run(async () => (await vanishing.AcceptAsync(ct)).Dispose(), ct);
@@ -141,7 +141,7 @@ public sealed class HandOffTests
     [Test, CancelAfter(60_000)]
     public async Task StaleHandOffSocket_IsAFirstStart(CancellationToken ct)
     {
-        using (var stale = new Socket(AddressFamily.Unix, SocketType.SeqPacket, ProtocolType.Unspecified))
+        using (var stale = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified))
         {
             stale.Bind(new UnixDomainSocketEndPoint(HandOffPath));
         }
