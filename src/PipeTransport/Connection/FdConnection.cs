@@ -253,6 +253,28 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         return new FdConnection(inChannel, outChannel, options);
     }
 
+    /// <summary>
+    /// A FIFO read end handed over by a predecessor, with the write end that keeps it from seeing EOF
+    /// (closed with the connection). Only Input is meant to be used. Owns both from now on.
+    /// </summary>
+    internal static FdConnection FromFifoReader(SafeHandle reader, SafeHandle? spareWriter, FdConnectionOptions? options, string name)
+    {
+        options = Checked(options);
+        FdChannel channel;
+        try
+        {
+            channel = FdChannel.Adopt(reader, options.Reactors.Next(), disposeHandle: true, name);
+        }
+        catch
+        {
+            reader.Dispose();
+            spareWriter?.Dispose();
+            throw;
+        }
+
+        return new FdConnection(channel, channel, options, spareWriter);
+    }
+
     /// <summary>Adopts one duplex fd (a socket, a tty, a character device, a file). The connection owns it from now on.</summary>
     /// <param name="fd">The fd.</param>
     /// <param name="options">Options.</param>
