@@ -51,6 +51,13 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     private int _disposed;
     private int _endReason; // the first ConnectionEndReason (metrics)
 
+    // The hand-off pause: the receive loop holds ReadingGate across each read() of the fd, and reads
+    // nothing while PauseGate is set. _pause is published before PauseGate is set.
+    private const int ReadingGate = 1;
+    private const int PauseGate = 2;
+    private int _readGate;
+    private InputPause? _pause;
+
     // What few connections use (endpoints, raw fds, credentials, Closed, an abort) lives apart, so
     // that an idle connection does not carry it.
     private Extras? _extras;
@@ -244,6 +251,28 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         }
 
         return new FdConnection(inChannel, outChannel, options);
+    }
+
+    /// <summary>
+    /// A FIFO read end handed over by a predecessor, with the write end that keeps it from seeing EOF
+    /// (closed with the connection). Only Input is meant to be used. Owns both from now on.
+    /// </summary>
+    internal static FdConnection FromFifoReader(SafeHandle reader, SafeHandle? spareWriter, FdConnectionOptions? options, string name)
+    {
+        options = Checked(options);
+        FdChannel channel;
+        try
+        {
+            channel = FdChannel.Adopt(reader, options.Reactors.Next(), disposeHandle: true, name);
+        }
+        catch
+        {
+            reader.Dispose();
+            spareWriter?.Dispose();
+            throw;
+        }
+
+        return new FdConnection(channel, channel, options, spareWriter);
     }
 
     /// <summary>Adopts one duplex fd (a socket, a tty, a character device, a file). The connection owns it from now on.</summary>
@@ -468,6 +497,57 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>The parked read ends without the receive loop starting (cancelled, or a recorded edge).</summary>
     internal void UnparkReceive() => Interlocked.CompareExchange(ref _receiveState, NotStarted, Parked);
 
+    /// <summary>The write end of the FIFO this connection keeps open (<see cref="FdConnectionOptions.KeepFifoReaderOpen"/>), if any.</summary>
+    internal SafeHandle? SpareWriter => Volatile.Read(ref _extras)?.SpareWriter;
+
+    /// <summary>A close-on-exec duplicate of the fd Input reads (for a hand-off), or the negated errno.</summary>
+    internal int DuplicateInputFd() => _in.WithFd(0, static (_, fd) => Sys.DuplicateCloseOnExec(fd));
+
+    /// <summary>
+    /// Stops reading the fd for a hand-off: the task completes once a read in progress has finished
+    /// (its bytes go into Input) and no other will start. Then <see cref="ResumeInput"/> or
+    /// <see cref="EndInputAtPause"/>. One pause at a time; not while a splice copy holds Input.
+    /// </summary>
+    internal Task PauseInputAsync()
+    {
+        if (Volatile.Read(ref _extras)?.SpliceStop is not null)
+        {
+            throw new InvalidOperationException($"Input of {_in.Name} is being copied by splice: it cannot be paused for a hand-off.");
+        }
+
+        var pause = new InputPause();
+        if (Interlocked.CompareExchange(ref _pause, pause, null) is not null)
+        {
+            throw new InvalidOperationException($"Input of {_in.Name} is already paused.");
+        }
+
+        if ((Interlocked.Or(ref _readGate, PauseGate) & ReadingGate) == 0 || Volatile.Read(ref _receiveState) == Ended)
+        {
+            pause.Reached.TrySetResult(); // nothing reads now; the loop sees PauseGate before its next read
+        }
+
+        return pause.Reached.Task;
+    }
+
+    /// <summary>The hand-off failed: the receive loop reads on.</summary>
+    internal void ResumeInput()
+    {
+        Interlocked.And(ref _readGate, ~PauseGate);
+        Interlocked.Exchange(ref _pause, null)?.Resumed.TrySetResult(false);
+    }
+
+    /// <summary>
+    /// The hand-off committed: Input ends where reading stopped (the application reads what came
+    /// before, then the end), as at EOF. The fd stays open until disposal; nothing reads it here again.
+    /// </summary>
+    internal void EndInputAtPause()
+    {
+        InputPause pause = Volatile.Read(ref _pause) ?? throw new InvalidOperationException($"Input of {_in.Name} is not paused.");
+        pause.Resumed.TrySetResult(true); // PauseGate stays set: a loop that starts later ends at once too
+        EnsureReceiving(); // a direction without a loop gets one, which ends at its first pause point
+        _in.Read.Signal(); // wakes a parked read or the loop's wait for the fd
+    }
+
     /// <summary>Bytes Input's copies moved inside the kernel (<see cref="TrySpliceTo"/>), once each copy ended.</summary>
     internal long SplicedBytes => Volatile.Read(ref _extras)?.SplicedBytes ?? 0;
 
@@ -482,7 +562,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     /// <returns>The copy, or null when it must go through the pipes.</returns>
     internal Task? TrySpliceTo(PipeWriter destination, CancellationToken cancellationToken)
     {
-        if (!_options.UseSplice || destination is not OutputWriter { Owner: { } target } output
+        if (!_options.UseSplice || Volatile.Read(ref _readGate) != 0 || destination is not OutputWriter { Owner: { } target } output
             || !_in.Pollable || _in.Kind is not (FdKind.Pipe or FdKind.Socket)
             || !target._out.Pollable || target._out.Kind is not (FdKind.Pipe or FdKind.Socket)
             || Volatile.Read(ref _receiveState) != NotStarted || !output.IdleForSplice)
@@ -657,6 +737,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 _input!.Writer.CancelPendingFlush();
+                Volatile.Read(ref _pause)?.Resumed.TrySetResult(false); // a loop held at a hand-off pause sees the end
                 if (Volatile.Read(ref _extras)?.SpliceStop is { } spliceStop)
                 {
                     spliceStop.Cancel(); // a splice copy holds the direction: it stops at its next wait
@@ -765,6 +846,23 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             while (Volatile.Read(ref _receiveState) == Running)
             {
+                if ((Volatile.Read(ref _readGate) & PauseGate) != 0)
+                {
+                    if (Volatile.Read(ref _pause) is { } pause)
+                    {
+                        pause.Reached.TrySetResult();
+                        if (await pause.Resumed.Task.ConfigureAwait(false))
+                        {
+                            eof = true; // handed off: Input ends where reading stopped
+                            break;
+                        }
+
+                        mayHaveData = true; // an edge may have come and gone during the pause
+                    }
+
+                    continue;
+                }
+
                 if (!mayHaveData && probe)
                 {
                     int available = Sys.BytesAvailable(_options.Syscalls, channel.Fd);
@@ -792,7 +890,18 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 Memory<byte> memory = writer.GetMemory();
+                if ((Interlocked.Or(ref _readGate, ReadingGate) & PauseGate) != 0)
+                {
+                    Interlocked.And(ref _readGate, ~ReadingGate);
+                    continue; // a pause came since the check above: it is taken at the top
+                }
+
                 nint n = Sys.Read(_options.Syscalls, channel.Fd, memory);
+                if ((Interlocked.And(ref _readGate, ~ReadingGate) & PauseGate) != 0)
+                {
+                    Volatile.Read(ref _pause)?.Reached.TrySetResult(); // the read in progress is done; its bytes still go into Input
+                }
+
                 if (n > 0)
                 {
                     writer.Advance((int)n);
@@ -869,6 +978,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
     {
         // Ended from outside (Input.Complete, an abort, disposal): what woke the loop is not an error of the fd.
         bool endedFromOutside = Interlocked.Exchange(ref _receiveState, Ended) == Ending;
+        Volatile.Read(ref _pause)?.Reached.TrySetResult(); // nothing reads any more
         Exception? reason = AbortReason;
         if (eof)
         {

@@ -45,6 +45,7 @@ public sealed class FdListener : IAsyncDisposable
     private int _atFdLimit; // 1 from the first accept that holds back until one that leaves headroom (one stay, however many loops)
     private long _atFdLimitSince;
     private int _disposed;
+    private int _handedOff; // 1: a successor serves the sockets; the Unix socket file is its
 
     /// <summary>
     /// The first timer starts the runtime's timer thread, and a thread started at the fd limit aborts
@@ -152,35 +153,89 @@ public sealed class FdListener : IAsyncDisposable
     /// <param name="options">Options (only the connection options and reactors apply).</param>
     /// <returns>The listener.</returns>
     /// <exception cref="ArgumentException">The handle is not an open, listening stream socket.</exception>
-    public static FdListener FromHandle(SafeHandle listeningSocket, FdListenerOptions? options = null)
+    public static FdListener FromHandle(SafeHandle listeningSocket, FdListenerOptions? options = null) =>
+        Adopt([listeningSocket], options, nameof(listeningSocket));
+
+    /// <summary>
+    /// Adopts listening sockets as one listener (an <c>SO_REUSEPORT</c> group a predecessor handed
+    /// off: one accept loop per socket). Owns the handles once adopted; when it throws, a handle it
+    /// had not adopted yet is still the caller's.
+    /// </summary>
+    internal static FdListener Adopt(SafeHandle[] listeningSockets, FdListenerOptions? options, string parameterName)
     {
         options ??= new FdListenerOptions();
-        ArgumentOutOfRangeException.ThrowIfNegative(options.FdHeadroom, nameof(options.FdHeadroom));
-        ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
-        FdChannel channel = FdChannel.Adopt(listeningSocket, reactors.Next(), disposeHandle: true);
+        var channels = new List<FdChannel>(listeningSockets.Length);
         try
         {
-            int listening = channel.WithFd(0, static (_, fd) =>
-                Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_ACCEPTCONN, out int v) < 0 ? -1 : v);
-            if (channel.Kind != FdKind.Socket || listening != 1)
+            ArgumentOutOfRangeException.ThrowIfNegative(options.FdHeadroom, nameof(options.FdHeadroom));
+            ReactorGroup reactors = options.ReactorGroup ?? (options.ConnectionOptions ?? FdConnectionOptions.Default).Reactors;
+            foreach (SafeHandle socket in listeningSockets)
             {
-                throw new ArgumentException($"{channel.Name} is not a listening socket.", nameof(listeningSocket));
+                FdChannel channel = FdChannel.Adopt(socket, reactors.Next(), disposeHandle: true);
+                channels.Add(channel);
+                int listening = channel.WithFd(0, static (_, fd) =>
+                    Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_ACCEPTCONN, out int v) < 0 ? -1 : v);
+                if (channel.Kind != FdKind.Socket || listening != 1)
+                {
+                    throw new ArgumentException($"{channel.Name} is not a listening socket.", parameterName);
+                }
+
+                int cloexec = channel.WithFd(0, static (_, fd) => Sys.SetCloseOnExec(fd));
+                if (cloexec < 0)
+                {
+                    throw PipeTransportException.FromResult(cloexec, "fcntl(FD_CLOEXEC)", channel.Name);
+                }
             }
 
-            int cloexec = channel.WithFd(0, static (_, fd) => Sys.SetCloseOnExec(fd));
-            if (cloexec < 0)
-            {
-                throw PipeTransportException.FromResult(cloexec, "fcntl(FD_CLOEXEC)", channel.Name);
-            }
-
-            EndPoint local = SocketAddresses.TryName(channel, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
-            return new FdListener([channel], local, options, channel.Name, null, 0);
+            EndPoint local = SocketAddresses.TryName(channels[0], peer: false) ?? new IPEndPoint(IPAddress.None, 0);
+            return new FdListener(channels.ToArray(), local, options, channels[0].Name, null, 0);
         }
         catch
         {
-            channel.Close();
+            foreach (FdChannel channel in channels)
+            {
+                channel.Close();
+            }
+
             throw;
         }
+    }
+
+    /// <summary>How errors and hand-offs name this listener (<c>tcp:127.0.0.1:80</c>, <c>unix:/path</c>, <c>fd N</c>).</summary>
+    internal string Name => _name;
+
+    /// <summary>Close-on-exec duplicates of every listening socket, for a successor (the caller closes them).</summary>
+    /// <exception cref="PipeTransportException">A <c>dup</c> failed (the ones made are closed).</exception>
+    internal SafeFdHandle[] DuplicateSockets()
+    {
+        var fds = new SafeFdHandle[_sockets.Length];
+        for (int i = 0; i < _sockets.Length; i++)
+        {
+            int fd = _sockets[i].WithFd(0, static (_, listenFd) => Sys.DuplicateCloseOnExec(listenFd));
+            if (fd < 0)
+            {
+                for (int j = 0; j < i; j++)
+                {
+                    fds[j].Dispose();
+                }
+
+                throw PipeTransportException.FromResult(fd, "fcntl(F_DUPFD_CLOEXEC)", _name);
+            }
+
+            fds[i] = new SafeFdHandle(fd);
+        }
+
+        return fds;
+    }
+
+    /// <summary>
+    /// A successor took the sockets over: stop accepting (a pending accept returns null) and close
+    /// ours; the successor's copies keep the sockets, their backlog and the Unix socket file.
+    /// </summary>
+    internal ValueTask HandOverAsync()
+    {
+        Volatile.Write(ref _handedOff, 1);
+        return DisposeAsync();
     }
 
     /// <summary>
@@ -244,8 +299,9 @@ public sealed class FdListener : IAsyncDisposable
             socket.Close();
         }
 
-        // Remove the file only if it is still the one we created (someone may have replaced it).
-        if (_unixPath is not null && Sys.Stat(_unixPath, followLinks: true, out _, out ulong inode) == 0 && inode == _unixInode)
+        // Remove the file only if it is still the one we created (someone may have replaced it) and
+        // no successor serves it.
+        if (_unixPath is not null && Volatile.Read(ref _handedOff) == 0 && Sys.Stat(_unixPath, followLinks: true, out _, out ulong inode) == 0 && inode == _unixInode)
         {
             Sys.Unlink(_unixPath);
         }

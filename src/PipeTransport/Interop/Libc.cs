@@ -68,6 +68,7 @@ internal static unsafe partial class Libc
     public const int F_SETFL = 4;
     public const int F_SETPIPE_SZ = 1031;
     public const int F_GETPIPE_SZ = 1032;
+    public const int F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
 
     // stat(2) file types (st_mode & S_IFMT)
@@ -136,6 +137,27 @@ internal static unsafe partial class Libc
     public const int SHUT_WR = 1;
     public const int SHUT_RDWR = 2;
     public const int MSG_NOSIGNAL = 0x4000;
+    public const int SOCK_SEQPACKET = 5;
+    public const int SCM_RIGHTS = 1;
+    public const int MSG_CTRUNC = 0x8;
+    public const int MSG_TRUNC = 0x20;
+    public const int MSG_CMSG_CLOEXEC = 0x40000000;
+
+    /// <summary><c>struct msghdr</c> (64-bit Linux).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public int NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    /// <summary>The size of <c>struct cmsghdr</c> (<c>cmsg_len</c>, <c>cmsg_level</c>, <c>cmsg_type</c>), which is CMSG_ALIGNed on 64-bit Linux.</summary>
+    public const int CmsgHeaderSize = 16;
 
     [StructLayout(LayoutKind.Sequential)]
     public struct IoVec
@@ -269,6 +291,18 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "getgrnam_r", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int GetGrNam(string name, Group* entry, byte* buffer, nuint size, Group** result);
+
+    [LibraryImport(Lib, EntryPoint = "sendmsg", SetLastError = true)]
+    public static partial nint SendMsg(int fd, MsgHdr* message, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "recvmsg", SetLastError = true)]
+    public static partial nint RecvMsg(int fd, MsgHdr* message, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Rename(string oldPath, string newPath);
+
+    [LibraryImport(Lib, EntryPoint = "geteuid")]
+    public static partial uint GetEuid();
 
     [LibraryImport(Lib, EntryPoint = "sched_yield")]
     public static partial int SchedYield();

@@ -169,6 +169,106 @@ internal static unsafe class Sys
     public static int Socket(int family) =>
         (int)Result(Libc.Socket(family, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0));
 
+    /// <summary>A Unix <c>SOCK_SEQPACKET</c> socket (message boundaries kept), non-blocking and close-on-exec.</summary>
+    public static int SeqPacketSocket() =>
+        (int)Result(Libc.Socket(Libc.AF_UNIX, Libc.SOCK_SEQPACKET | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0));
+
+    /// <summary>A duplicate of <paramref name="fd"/> with <c>FD_CLOEXEC</c> (<c>F_DUPFD_CLOEXEC</c>), or the negated errno.</summary>
+    public static int DuplicateCloseOnExec(int fd) => Fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0);
+
+    public static int Rename(string oldPath, string newPath) => (int)Result(Libc.Rename(oldPath, newPath));
+
+    public static uint EffectiveUserId() => Libc.GetEuid();
+
+    /// <summary>
+    /// Sends one message with <paramref name="fds"/> attached (<c>SCM_RIGHTS</c>, at most 253) and
+    /// <c>MSG_NOSIGNAL</c>; returns the bytes sent or the negated errno.
+    /// </summary>
+    public static nint SendWithFds(int fd, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    {
+        int space = fds.IsEmpty ? 0 : Libc.CmsgHeaderSize + Align(fds.Length * sizeof(int));
+        byte* control = stackalloc byte[Math.Max(space, 1)];
+        new Span<byte>(control, Math.Max(space, 1)).Clear();
+        if (space != 0)
+        {
+            *(nuint*)control = (nuint)(Libc.CmsgHeaderSize + fds.Length * sizeof(int));
+            *(int*)(control + 8) = Libc.SOL_SOCKET;
+            *(int*)(control + 12) = Libc.SCM_RIGHTS;
+            fds.CopyTo(new Span<int>(control + Libc.CmsgHeaderSize, fds.Length));
+        }
+
+        fixed (byte* p = data)
+        {
+            Libc.IoVec iov = new() { Base = p, Length = (nuint)data.Length };
+            Libc.MsgHdr message = new() { Iov = &iov, IovLength = 1, Control = space == 0 ? null : control, ControlLength = (nuint)space };
+            nint r;
+            while (Interrupted(r = Libc.SendMsg(fd, &message, Libc.MSG_NOSIGNAL))) { }
+            return Result(r);
+        }
+    }
+
+    /// <summary>
+    /// Receives one message and the fds attached to it, close-on-exec (<c>MSG_CMSG_CLOEXEC</c>). Fds that
+    /// do not fit in <paramref name="fds"/> are closed and <paramref name="truncated"/> is set, as it is
+    /// when the message did not fit in <paramref name="buffer"/>. Returns the bytes received (0 at EOF)
+    /// or the negated errno.
+    /// </summary>
+    public static nint ReceiveWithFds(int fd, Span<byte> buffer, Span<int> fds, out int fdCount, out bool truncated)
+    {
+        const int ControlSize = 4096; // room for the kernel's maximum of 253 fds in one message
+        byte* control = stackalloc byte[ControlSize];
+        fdCount = 0;
+        truncated = false;
+        nint r;
+        Libc.MsgHdr message;
+        fixed (byte* p = buffer)
+        {
+            Libc.IoVec iov = new() { Base = p, Length = (nuint)buffer.Length };
+            message = new() { Iov = &iov, IovLength = 1, Control = control, ControlLength = ControlSize };
+            while (Interrupted(r = Libc.RecvMsg(fd, &message, Libc.MSG_CMSG_CLOEXEC))) { }
+        }
+
+        if (r < 0)
+        {
+            return Result(r);
+        }
+
+        truncated = (message.Flags & (Libc.MSG_TRUNC | Libc.MSG_CTRUNC)) != 0;
+        for (nuint offset = 0; offset + Libc.CmsgHeaderSize <= message.ControlLength;)
+        {
+            byte* header = control + offset;
+            nuint length = *(nuint*)header;
+            if (length < Libc.CmsgHeaderSize || offset + length > message.ControlLength)
+            {
+                break;
+            }
+
+            if (*(int*)(header + 8) == Libc.SOL_SOCKET && *(int*)(header + 12) == Libc.SCM_RIGHTS)
+            {
+                int count = (int)(length - Libc.CmsgHeaderSize) / sizeof(int);
+                int* received = (int*)(header + Libc.CmsgHeaderSize);
+                for (int i = 0; i < count; i++)
+                {
+                    if (fdCount < fds.Length)
+                    {
+                        fds[fdCount++] = received[i];
+                    }
+                    else
+                    {
+                        Libc.Close(received[i]); // more than the caller can take: never leaked
+                        truncated = true;
+                    }
+                }
+            }
+
+            offset += (nuint)Align((int)length);
+        }
+
+        return r;
+    }
+
+    private static int Align(int length) => (length + 7) & ~7;
+
     public static int Bind(int fd, ReadOnlySpan<byte> address)
     {
         fixed (byte* p = address)
