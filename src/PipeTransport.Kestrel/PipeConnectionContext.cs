@@ -28,9 +28,13 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
 {
     private const string SentAll = "The PipeTransport send loop completed gracefully.";
 
+    /// <summary>How long a lingering close reads on after its FIN, at most, for the client to close.</summary>
+    private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(2);
+
     private readonly FdConnection _connection;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource? _disposed;
+    private readonly HandOffCoordinator? _lingerOnClose;
     private readonly long _id;
     private readonly bool _dispatch;
     private string? _connectionId;
@@ -48,8 +52,11 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
     /// </param>
     /// <param name="logger">Where the connection's pauses, FINs, resets and errors go (<see cref="PipeTransportLog"/>).</param>
     /// <param name="disposed">Completed when Kestrel has disposed the connection (FIFO listener).</param>
-    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger, TaskCompletionSource? disposed = null)
+    /// <param name="lingerOnClose">The server's hand-off: once it handed off, the connection lingers on close.</param>
+    public PipeConnectionContext(FdConnection connection, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger, TaskCompletionSource? disposed = null,
+        HandOffCoordinator? lingerOnClose = null)
     {
+        _lingerOnClose = lingerOnClose;
         _connection = connection;
         _logger = logger;
         connection.Observer = this;
@@ -137,16 +144,30 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         _connection.RunClosedCallbacksNow();
     }
 
+    /// <summary>True once the server was handed off: closing reads on after the FIN (see <see cref="DisposeAsync"/>).</summary>
+    internal bool LingersOnClose => _lingerOnClose?.HandedOff == true;
+
     /// <summary>
     /// Kestrel calls this once its connection middleware is done. Completing Output lets the send loop
     /// write what is left and then half-close (FIN), so a response is never cut short here; the core's
     /// dispose then closes the fds. A write that failed after Kestrel's last flush is not thrown into Kestrel.
     /// </summary>
+    /// <remarks>
+    /// After a hand-off Kestrel's drain closes idle keep-alive connections while their clients may be
+    /// sending the next request. Closing at once would meet that request with a reset (TCP) or EPIPE
+    /// (Unix); reading on after the FIN until the client closes (a lingering close, as nginx does) lets
+    /// it see a clean end of stream instead, which HTTP clients retry on a new connection: the successor's.
+    /// </remarks>
     public override async ValueTask DisposeAsync()
     {
         try
         {
-            ((IDuplexPipe)this).Input.Complete();
+            if (LingersOnClose)
+            {
+                ((IDuplexPipe)this).Output.Complete();
+                await LingerAsync().ConfigureAwait(false);
+            }
+            _connection.Input.Complete();
             ((IDuplexPipe)this).Output.Complete();
             await _connection.DisposeAsync().ConfigureAwait(false);
         }
@@ -158,6 +179,29 @@ internal sealed partial class PipeConnectionContext : ConnectionContext,
         finally
         {
             _disposed?.TrySetResult();
+        }
+    }
+
+    /// <summary>Reads and drops what the client still sends until it closes, resets, or <see cref="LingerTime"/> is over.</summary>
+    private async Task LingerAsync()
+    {
+        using var timeout = new CancellationTokenSource(LingerTime);
+        using var cancelRead = timeout.Token.UnsafeRegister(static input => ((PipeReader)input!).CancelPendingRead(), _connection.Input);
+        try
+        {
+            while (!timeout.IsCancellationRequested)
+            {
+                ReadResult read = await _connection.Input.ReadAsync().ConfigureAwait(false);
+                _connection.Input.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or OperationCanceledException or ConnectionAbortedException)
+        {
+            // A reset or an abort ends the linger as well as the client's close does.
         }
     }
 }

@@ -72,7 +72,7 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
                 string name = HandOffCoordinator.NameOf(endpoint)!;
                 FdListener listener = await _handOff.TryAdoptAsync(name, listenerOptions).ConfigureAwait(false) ?? Bind(endpoint, listenerOptions);
                 _handOff.Add(name, listener);
-                return new SocketConnectionListener(listener, connectionOptions.MemoryPool, dispatch, _logger);
+                return new SocketConnectionListener(listener, connectionOptions.MemoryPool, dispatch, _logger, _handOff);
             default:
                 throw new NotSupportedException($"PipeTransport cannot listen on {endpoint.GetType().Name} '{endpoint}'.");
         }

@@ -9,9 +9,10 @@ namespace PipeTransport.Kestrel;
 /// A listening TCP or Unix socket (bound here, or inherited through a <see cref="FileHandleEndPoint"/>)
 /// whose accepted connections Kestrel serves. Kestrel ends its accept loop on the first exception;
 /// <see cref="FdListener.AcceptAsync"/> waits out the fd limit and skips clients that went away, so
-/// what it throws is fatal for the listener.
+/// what it throws is fatal for the listener. With hand-off, connections closed after this server was
+/// handed off linger (see <see cref="PipeConnectionContext.DisposeAsync"/>).
 /// </summary>
-internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger) : IConnectionListener
+internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<byte> memoryPool, bool dispatch, ILogger logger, HandOffCoordinator? handOff = null) : IConnectionListener
 {
     private int _unbound;
 
@@ -29,7 +30,7 @@ internal sealed class SocketConnectionListener(FdListener listener, MemoryPool<b
             return null;
         }
 
-        return connection is null ? null : new PipeConnectionContext(connection, memoryPool, dispatch, logger);
+        return connection is null ? null : new PipeConnectionContext(connection, memoryPool, dispatch, logger, lingerOnClose: handOff);
     }
 
     /// <summary>

@@ -147,7 +147,15 @@ internal sealed class TransportInput : PipeReader, IValueTaskSource<ReadResult>,
 
     public override void CancelPendingRead() => _inner.CancelPendingRead();
 
-    public override void Complete(Exception? exception = null) => _inner.Complete(exception);
+    // A connection that lingers on close reads on after Kestrel is done (PipeConnectionContext.DisposeAsync completes it).
+    public override void Complete(Exception? exception = null)
+    {
+        if (!_connection.LingersOnClose)
+        {
+            _inner.Complete(exception);
+        }
+    }
 
-    public override ValueTask CompleteAsync(Exception? exception = null) => _inner.CompleteAsync(exception);
+    public override ValueTask CompleteAsync(Exception? exception = null) =>
+        _connection.LingersOnClose ? ValueTask.CompletedTask : _inner.CompleteAsync(exception);
 }

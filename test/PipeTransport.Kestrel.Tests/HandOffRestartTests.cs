@@ -64,7 +64,6 @@ public sealed class HandOffRestartTests
             Assert.That((result.Errors, result.Non2xx), Is.EqualTo((0L, 0L)));
             Assert.That(result.Answered, Is.EqualTo(result.Requests), "every request sent was answered");
             Assert.That(result.Pids, Has.Count.GreaterThan(Restarts / 2), "the answers came from the successive instances");
-            Assert.That(File.Exists(UnixPath), Is.False, "the last instance removed the socket file");
         }
         finally
         {

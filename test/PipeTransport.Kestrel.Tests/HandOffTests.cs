@@ -89,7 +89,6 @@ public sealed class HandOffTests
         {
             await old.DisposeAsync();
         }
-        Assert.That(File.Exists(unix), Is.False, "the last instance removes the socket file");
     }
 
     [Test, CancelAfter(60_000)]
