@@ -152,6 +152,7 @@ public sealed class HandOffTests
 
     private static async Task HandOffInProcessAsync(TempDirectory dir, string fifoPath, int round, bool checkFds, CancellationToken ct)
     {
+        Dictionary<int, string> before = FdTable();
         string handOff = dir.File("handoff.sock");
         var events = Channel.CreateUnbounded<HandOffEvent>();
         await using FdListener listener = FdListener.Bind(new UnixDomainSocketEndPoint(dir.File("l.sock")));
@@ -198,7 +199,7 @@ public sealed class HandOffTests
 
             foreach ((int fd, string target) in FdTable())
             {
-                if (target.StartsWith("socket:", StringComparison.Ordinal) || target.StartsWith("pipe:", StringComparison.Ordinal) || target.Contains("fifo", StringComparison.Ordinal))
+                if (!before.ContainsKey(fd) && (target.StartsWith("socket:", StringComparison.Ordinal) || target.Contains("fifo", StringComparison.Ordinal)))
                 {
                     Assert.That(Sys.Fcntl(fd, Libc.F_GETFD, 0) & Libc.FD_CLOEXEC, Is.EqualTo(Libc.FD_CLOEXEC), $"fd {fd} ({target}) is close-on-exec");
                 }
@@ -509,7 +510,9 @@ public sealed class HandOffTests
             }
 
             await Process.WaitForExitAsync();
-            TestProcess.Close(Process);
+            Process.StandardInput.BaseStream.Dispose();
+            Process.StandardOutput.BaseStream.Dispose();
+            Process.Dispose(); // stderr is read line by line (asynchronously): disposal closes it
         }
     }
 }
