@@ -15,6 +15,7 @@ internal static class ChildPrograms
     {
         "echo-listener" => EchoListenerAsync(bool.Parse(args[0]), int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
         "errors-at-emfile" => ErrorsAtEmfileAsync(args[0]),
+        _ when name.StartsWith("handoff-", StringComparison.Ordinal) => HandOffChildren.RunAsync(name, args),
         _ => throw new ArgumentException($"no child program '{name}'", nameof(name)),
     };
 

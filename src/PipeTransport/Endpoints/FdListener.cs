@@ -288,7 +288,10 @@ public sealed class FdListener : IAsyncDisposable
         {
             await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
             _accepted!.Writer.TryComplete();
-            while (_accepted.Reader.TryRead(out FdConnection? orphan))
+
+            // Handed over: clients already accepted are still the application's (AcceptAsync returns
+            // them, then null); nobody else would serve them.
+            while (Volatile.Read(ref _handedOff) == 0 && _accepted.Reader.TryRead(out FdConnection? orphan))
             {
                 await orphan.DisposeAsync().ConfigureAwait(false);
             }
