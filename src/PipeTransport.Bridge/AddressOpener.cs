@@ -111,8 +111,22 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
         return (first.Result, second.Result);
     }
 
-    /// <summary>Binds a listen address and reports it with -d -d or --stats ("listening on ...").</summary>
-    public FdListener Listen(Address address, int fdHeadroom = FdListenerOptions.DefaultFdHeadroom)
+    /// <summary>
+    /// The name a listen address is handed off under: the endpoint it binds (<c>tcp:127.0.0.1:8080</c>,
+    /// <c>unix:/full/path</c>), as the Kestrel transport names its endpoints, whatever the address's spelling.
+    /// </summary>
+    public static string HandOffName(Address address) => address switch
+    {
+        UnixListenAddress unix => "unix:" + Path.GetFullPath(unix.Path),
+        TcpListenAddress tcp => $"tcp:{new IPEndPoint(ResolveListenHost(tcp), tcp.Port)}",
+        _ => throw new InvalidOperationException($"{address} cannot be handed off"),
+    };
+
+    /// <summary>
+    /// Binds a listen address, or adopts it from <paramref name="takeover"/> (a predecessor's, see --handoff),
+    /// and reports it with -d -d or --stats ("listening on ...").
+    /// </summary>
+    public FdListener Listen(Address address, int fdHeadroom = FdListenerOptions.DefaultFdHeadroom, HandOff.HandOffTakeover? takeover = null)
     {
         try
         {
@@ -135,6 +149,14 @@ internal sealed class AddressOpener(BridgeOptions options, CreatedPaths createdP
             if (o.ReuseAddress is { } reuse) listenerOptions.ReuseAddress = reuse;
             if (o.Mode is { } mode) listenerOptions.UnixSocketMode = mode;
             if (log.Level >= BridgeLog.WarningLevel) listenerOptions.Events = e => log.Warning(Describe(address, e));
+            // The predecessor's socket: it accepts there too until our commit, so no client is refused.
+            if (takeover?.TakeListener(HandOffName(address), listenerOptions) is { } adopted)
+            {
+                string takenOver = $"listening on {Describe(address, adopted.LocalEndPoint)} (taken over)";
+                if (options.Stats) log.Report(takenOver);
+                else log.Notice(takenOver);
+                return adopted;
+            }
             if (address is UnixListenAddress { Options.UnlinkEarly: true } unixListen)
                 UnlinkEarly(unixListen.Path);
             FdListener listener;

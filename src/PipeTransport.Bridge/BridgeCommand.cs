@@ -90,6 +90,13 @@ internal sealed class BridgeCommand
         },
     };
 
+    private readonly Option<string?> _handOff = new("--handoff")
+    {
+        Description = "Zero-downtime upgrade of the listen ADDRESS1: take its socket over from the pipebridge serving PATH "
+            + "(it then stops accepting, lets its sessions end and exits 0), and serve PATH for the next one",
+        HelpName = "PATH",
+    };
+
     private readonly Argument<string> _first = new("ADDRESS1") { Description = "First address (see Addresses below)" };
     private readonly Argument<string> _second = new("ADDRESS2") { Description = "Second address" };
 
@@ -99,7 +106,7 @@ internal sealed class BridgeCommand
     {
         Root = new RootCommand(HelpText.Description)
         {
-            _unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _first, _second,
+            _unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _handOff, _first, _second,
         };
         foreach (Option option in Root.Options)
         {
@@ -127,6 +134,13 @@ internal sealed class BridgeCommand
             throw new UsageException("--fork needs a listen address (tcp-listen:, unix-listen:, accept-fd:) as ADDRESS1");
         if (second.IsListener && (first.IsListener || fork))
             throw new UsageException("ADDRESS2 cannot be a listen address together with --fork or a listening ADDRESS1");
+        string? handOff = parseResult.GetValue(_handOff);
+        if (handOff is not null && first is not (TcpListenAddress or UnixListenAddress))
+            throw new UsageException("--handoff needs a listen address (tcp-listen:, unix-listen:) as ADDRESS1");
+        if (handOff is not null && (handOff.Length == 0 || handOff.Contains('\0', StringComparison.Ordinal)))
+            throw new UsageException($"--handoff: bad path '{handOff}'");
+        if (handOff is not null && second.IsListener)
+            throw new UsageException("ADDRESS2 cannot be a listen address together with --handoff");
         bool unidirectional = parseResult.GetValue(_unidirectional), reverse = parseResult.GetValue(_reverse);
         if (unidirectional && reverse)
             throw new UsageException("-u and -U are opposite directions: give one");
@@ -167,7 +181,8 @@ internal sealed class BridgeCommand
             parseResult.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option && t.Value == "-d"),
             engine,
             parseResult.GetValue(_idleTimeout),
-            parseResult.GetValue(_halfCloseTimeout));
+            parseResult.GetValue(_halfCloseTimeout),
+            handOff is null ? null : Path.GetFullPath(handOff));
     }
 
     /// <summary>Seconds as socat takes them (0.5, 5, 1e-3), at most a day.</summary>

@@ -3,6 +3,7 @@ namespace PipeTransport.Bridge;
 /// <summary>
 /// The parsed command line; <see cref="BlockSize"/> is 0 when -b was not given (each engine's default).
 /// <see cref="Forward"/> copies ADDRESS1 → ADDRESS2, <see cref="Backward"/> ADDRESS2 → ADDRESS1; at least one is set.
+/// <see cref="HandOff"/> is the --handoff socket's path, or null.
 /// </summary>
 internal sealed record BridgeOptions(
     Address First,
@@ -17,7 +18,8 @@ internal sealed record BridgeOptions(
     int DebugLevel,
     Engine Engine,
     TimeSpan? IdleTimeout = null,
-    TimeSpan? HalfCloseTimeout = null)
+    TimeSpan? HalfCloseTimeout = null,
+    string? HandOff = null)
 {
     /// <summary>
     /// The copy engine's default block (one read, one pool block): 256 KiB reads drain a 1 MiB FIFO

@@ -41,8 +41,9 @@ internal static class BridgeRunner
             await using var stats = new TransferStats(options.Stats, log.Writer);
             try
             {
-                if (options.Fork) await ServeAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
-                else await BridgeOnceAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
+                if (options.Fork || options.HandOff is not null)
+                    return await ServeAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
+                await BridgeOnceAsync(options, opener, stats, log, stop.Token).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -84,35 +85,68 @@ internal static class BridgeRunner
         }
     }
 
-    private static async Task ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
+    /// <summary>
+    /// --fork: accepts until stopped, each connection in its own session. With --handoff the listener may
+    /// be a predecessor's, and is offered to a successor: once one took it, accepting ends and the sessions
+    /// run to their end (exit 0). --handoff without --fork serves one session, offering the listener meanwhile.
+    /// </summary>
+    /// <returns>The exit code: a failed session fails only a single-session run.</returns>
+    private static async Task<int> ServeAsync(BridgeOptions options, AddressOpener opener, TransferStats stats,
         BridgeLog log, CancellationToken cancellationToken)
     {
         Role secondRole = options.SecondRole;
         var sessions = new ConcurrentDictionary<Task, bool>();
         var active = new ConcurrentDictionary<FdConnection, bool>();
+        int failures = 0;
         using var settingUp = new SemaphoreSlim(MaxSettingUp);
-        await using (FdListener listener = opener.Listen(options.First, ForkFdHeadroom))
+        await using BridgeHandOff? handOff = options.HandOff is { } path
+            ? await BridgeHandOff.TakeOverAsync(path, log, cancellationToken).ConfigureAwait(false)
+            : null;
+        await using (FdListener listener = handOff?.Listen(opener, options.First, ForkFdHeadroom) ?? opener.Listen(options.First, ForkFdHeadroom))
         {
+            if (handOff is not null)
+                await handOff.ServeAsync(options.First, listener, cancellationToken).ConfigureAwait(false);
+            bool handedOver = false;
             try
             {
                 while (true)
                 {
                     await settingUp.WaitAsync(cancellationToken).ConfigureAwait(false);
                     FdConnection? accepted = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-                    if (accepted is null) break;
+                    if (accepted is null)
+                    {
+                        // Only a hand-over ends accepting without a stop (the listener is disposed below).
+                        handedOver = handOff is not null;
+                        break;
+                    }
                     stats.ConnectionOpened();
                     active[accepted] = true;
                     Task session = ServeOneAsync(accepted);
                     sessions[session] = true;
                     _ = session.ContinueWith(t => sessions.TryRemove(t, out _), TaskScheduler.Default);
+                    if (!options.Fork)
+                    {
+                        await session.ConfigureAwait(false);
+                        break;
+                    }
                 }
             }
             finally
             {
-                foreach (FdConnection connection in active.Keys) connection.Abort();
+                if (handedOver)
+                {
+                    HandOff.HandOffCommitted committed = await handOff!.HandedOff.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    log.Notice($"--handoff {options.HandOff}: handed {options.First} over to pid {committed.Successor.ProcessId}; "
+                        + $"waiting for {sessions.Count} session(s) to end");
+                }
+                else
+                {
+                    foreach (FdConnection connection in active.Keys) connection.Abort();
+                }
                 await Task.WhenAll(sessions.Keys).ConfigureAwait(false);
             }
         }
+        return !options.Fork && Volatile.Read(ref failures) > 0 ? ExitCodes.IoError : ExitCodes.Success;
 
         async Task ServeOneAsync(FdConnection accepted)
         {
@@ -139,6 +173,7 @@ internal static class BridgeRunner
             catch (BridgeFailure failure)
             {
                 // One connection's failure is reported; the listener keeps serving.
+                Interlocked.Increment(ref failures);
                 log.Error(failure.Message);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -146,6 +181,7 @@ internal static class BridgeRunner
             }
             catch (Exception e)
             {
+                Interlocked.Increment(ref failures);
                 log.Error($"{options.First}: {e.Message}");
             }
             finally

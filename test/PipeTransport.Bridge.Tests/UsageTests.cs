@@ -49,6 +49,8 @@ public sealed class UsageTests
         yield return Case("Unrecognized command or argument 'extra'", "stdio", "stdio", "extra");
         yield return Case("--fork needs a listen address", "--fork", "stdio", "stdio");
         yield return Case("ADDRESS2 cannot be a listen address", "tcp-listen:0", "unix-listen:/tmp/never.sock");
+        yield return Case("--handoff needs a listen address (tcp-listen:, unix-listen:) as ADDRESS1", "--handoff", "/tmp/never-handoff.sock", "tcp:127.0.0.1:1", "stdio");
+        yield return Case("--handoff needs a listen address", "--handoff", "/tmp/never-handoff.sock", "--fork", "accept-fd:3", "stdio");
     }
 
     private static TestCaseData Case(string expected, params string[] args) =>
