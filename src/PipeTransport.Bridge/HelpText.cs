@@ -46,6 +46,10 @@ internal static class HelpText
 
         Without --fork a listen address accepts one connection. With --fork ADDRESS1 must be a
         listen address; every accepted connection is bridged to a freshly opened ADDRESS2.
+        With --handoff PATH (ADDRESS1 tcp-listen: or unix-listen:, with or without fork), a new
+        pipebridge started with the same PATH and ADDRESS1 takes the listening socket over from the
+        running one: no client is refused; the old one stops accepting, lets its sessions end and
+        exits 0. PATH is a socket of mode 0600: only the same user can take over.
         Half-close is propagated: EOF in one direction shuts down the other side's write half,
         and the other direction keeps flowing until its own EOF (or -t).
 
@@ -61,6 +65,7 @@ internal static class HelpText
           pipebridge unix-listen:$d/app.sock tcp:127.0.0.1:8080
           pipebridge -d -d tcp-listen:8022,reuseaddr,fork unix:$d/app.sock
           pipebridge tcp-listen:8023,fork exec:./handler
+          pipebridge --handoff $d/bridge.handoff tcp-listen:8024,fork unix:$d/app.sock   # run again to upgrade
           pipebridge stdio tcp:example.org:80
           pipebridge -u -b 1m fifo:$d/in file:$d/copy
         """;
