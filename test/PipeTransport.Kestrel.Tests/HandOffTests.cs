@@ -119,6 +119,46 @@ public sealed class HandOffTests
     }
 
     [Test, CancelAfter(60_000)]
+    public async Task SuccessorThatFailsToStart_LeavesThePredecessorServing(CancellationToken ct)
+    {
+        string unix = Path.Combine(_dir, "http.sock");
+        await using var old = await TestServer.StartAsync(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0);
+            k.ListenUnixSocket(unix);
+        }, ct, WithHandOff, transportLogLevel: LogLevel.Information);
+        await old.Logs.WaitForEventAsync("HandOffServing", ct);
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        old.App.Lifetime.ApplicationStopping.Register(stopping.SetResult);
+        using var occupied = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        occupied.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        occupied.Listen();
+
+        // It adopts both listeners, then fails on a third endpoint: the start fails before any commit.
+        Assert.CatchAsync(async () => await (await TestServer.StartAsync(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0);
+            k.ListenUnixSocket(unix);
+            k.Listen((IPEndPoint)occupied.LocalEndPoint!);
+        }, ct, WithHandOff)).DisposeAsync());
+
+        using var tcp = old.CreateTcpClient();
+        using var overUnix = TestServer.CreateUnixClient(unix);
+        Assert.That(await tcp.GetStringAsync("/", ct), Is.EqualTo("hello"));
+        Assert.That(await overUnix.GetStringAsync("/", ct), Is.EqualTo("hello"));
+        Assert.That(stopping.Task.IsCompleted, Is.False, "the predecessor was not told to stop");
+
+        // A later successor still takes over.
+        await using var successor = await TestServer.StartAsync(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0);
+            k.ListenUnixSocket(unix);
+        }, ct, WithHandOff, transportLogLevel: LogLevel.Information);
+        await stopping.Task.WaitAsync(ct);
+        Assert.That(successor.Port, Is.EqualTo(old.Port));
+    }
+
+    [Test, CancelAfter(60_000)]
     public async Task PredecessorThatVanishesMidWay_SuccessorBindsAnew(CancellationToken ct)
     {
         // Something at the hand-off path that accepts and hangs up at once, like a predecessor that dies mid hand-off.
