@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Mono.Unix.Native;
 using PipeTransport.Connection;
 using PipeTransport.Endpoints;
 using PipeTransport.Interop;
@@ -137,7 +136,10 @@ public sealed class HandOffServer : IAsyncDisposable
         Add(new Offered(name, null, fifoReader, spareWriter ?? fifoReader.SpareWriter));
     }
 
-    /// <summary>Completes when a successor committed: the caller then drains and exits. Never faults.</summary>
+    /// <summary>
+    /// Completes when a successor committed: the caller then drains and exits. Never faults; stays
+    /// pending if the server is disposed first.
+    /// </summary>
     public Task<HandOffCommitted> HandedOff => _handedOff.Task;
 
     /// <summary>
