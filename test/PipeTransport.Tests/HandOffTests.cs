@@ -129,6 +129,62 @@ public sealed class HandOffTests
         Assert.That(e.Errno, Is.EqualTo(Errno.ENAMETOOLONG));
     }
 
+    [Test, CancelAfter(30_000)]
+    public async Task A_successor_that_stalls_past_the_timeout_is_dropped_and_the_fifo_is_read_again(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string fifoPath = dir.File("fifo");
+        Fifo.Create(fifoPath);
+        string handOff = dir.File("handoff.sock");
+        var events = Channel.CreateUnbounded<HandOffEvent>();
+        await using FdConnection reader = await FdConnection.OpenFifoAsync(fifoPath, fifoPath, new FdConnectionOptions { KeepFifoReaderOpen = true }, ct);
+        await using HandOffServer server = HandOffServer.Start(handOff, new HandOffServerOptions { Timeout = TimeSpan.FromMilliseconds(300), Events = e => events.Writer.TryWrite(e) });
+        server.Offer("fifo", reader);
+
+        await using (HandOffTakeover stalled = (await HandOffClient.TakeOverAsync(handOff, ct))!)
+        {
+            // Paused: what is written now stays in the FIFO until the old one resumes.
+            await reader.Output.WriteAsync(new byte[] { 1, 2, 3 }, ct);
+            HandOffEvent aborted = await events.Reader.ReadAsync(ct);
+            Assert.That(aborted.Kind, Is.EqualTo(HandOffEventKind.Aborted));
+            Assert.That(aborted.Detail, Does.Contain("did not commit"));
+            Assert.That(await ReadExactlyAsync(reader.Input, 3, ct), Is.EqualTo(new byte[] { 1, 2, 3 }));
+            Assert.That(server.HandedOff.IsCompleted, Is.False);
+            PipeTransportException e = Assert.ThrowsAsync<PipeTransportException>(() => stalled.CommitAsync(ct))!;
+            Assert.That(e.Errno, Is.EqualTo(Errno.ECONNABORTED), "a dropped successor does not take over");
+            Assert.That(() => stalled.TakeConnection("fifo"), Throws.InvalidOperationException);
+        }
+
+        // The next successor gets the reader.
+        await using HandOffTakeover takeover = (await HandOffClient.TakeOverAsync(handOff, ct))!;
+        await takeover.CommitAsync(ct);
+        await server.HandedOff.WaitAsync(ct);
+        Assert.That(takeover.TakeConnection("fifo"), Is.Not.Null);
+    }
+
+    [Test, CancelAfter(20_000)]
+    public async Task A_malformed_answer_is_a_typed_error(CancellationToken ct)
+    {
+        using var dir = new TempDirectory();
+        string path = dir.File("fake.sock");
+        using var listening = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        listening.Bind(new UnixDomainSocketEndPoint(path));
+        listening.Listen();
+        Task fake = Task.Run(async () =>
+        {
+            using Socket peer = await listening.AcceptAsync(ct);
+            byte[] hello = new byte[16];
+            await peer.ReceiveAsync(hello, ct);
+            await peer.SendAsync(new byte[] { 2, 99 }, ct); // an offer of protocol version 99
+            await peer.ReceiveAsync(hello, ct); // until the client closes
+        }, ct);
+
+        PipeTransportException e = Assert.ThrowsAsync<PipeTransportException>(() => HandOffClient.TakeOverAsync(path, ct))!;
+        Assert.That(e.Errno, Is.EqualTo(Errno.EPROTO));
+        Assert.That(e.Message, Does.Contain(path).And.Contain("version 99"));
+        await fake; // ends when the client closed its socket
+    }
+
     /// <summary>
     /// A hand-off inside one process: the fds received are close-on-exec, and once both sides are
     /// disposed the process has exactly the fds it had.

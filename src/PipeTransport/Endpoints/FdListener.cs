@@ -297,16 +297,19 @@ public sealed class FdListener : IAsyncDisposable
             }
         }
 
+        // Remove the file only if it is still the one we created (someone may have replaced it) and
+        // no successor serves it. Asked while our socket is open: until then its inode number
+        // cannot be given to another file.
+        bool ours = _unixPath is not null && Volatile.Read(ref _handedOff) == 0
+            && Sys.Stat(_unixPath, followLinks: true, out _, out ulong inode) == 0 && inode == _unixInode;
         foreach (FdChannel socket in _sockets)
         {
             socket.Close();
         }
 
-        // Remove the file only if it is still the one we created (someone may have replaced it) and
-        // no successor serves it.
-        if (_unixPath is not null && Volatile.Read(ref _handedOff) == 0 && Sys.Stat(_unixPath, followLinks: true, out _, out ulong inode) == 0 && inode == _unixInode)
+        if (ours)
         {
-            Sys.Unlink(_unixPath);
+            Sys.Unlink(_unixPath!);
         }
 
         _disposing.Dispose();

@@ -35,6 +35,7 @@ internal sealed class HandOffChannel : IDisposable
     public const byte Fds = 3;
     public const byte Commit = 4;
     public const byte Done = 5;
+    public const byte Abort = 6;
 
     /// <summary>Fds per message, below the kernel's 253 (<c>SCM_MAX_FD</c>).</summary>
     public const int MaxFdsPerMessage = 200;
@@ -95,6 +96,10 @@ internal sealed class HandOffChannel : IDisposable
             await _channel.Registration!.Write.WaitAsync(true, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Sends a message without waiting (the socket's buffer has room for it, or it is not sent): for a goodbye.</summary>
+    public void TrySend(byte type) =>
+        _channel.WithFd(type, static (t, fd) => (int)Sys.SendWithFds(fd, [t, Version], []));
 
     /// <summary>The next message, or null at EOF. A message that does not fit (or whose fds do not) is a protocol error.</summary>
     public async ValueTask<HandOffMessage?> ReceiveAsync(CancellationToken cancellationToken)

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Mono.Unix.Native;
 using PipeTransport.Connection;
 using PipeTransport.Endpoints;
 using PipeTransport.Interop;
@@ -137,12 +136,16 @@ public sealed class HandOffServer : IAsyncDisposable
         Add(new Offered(name, null, fifoReader, spareWriter ?? fifoReader.SpareWriter));
     }
 
-    /// <summary>Completes when a successor committed: the caller then drains and exits. Never faults.</summary>
+    /// <summary>
+    /// Completes when a successor committed: the caller then drains and exits. Never faults; stays
+    /// pending if the server is disposed first.
+    /// </summary>
     public Task<HandOffCommitted> HandedOff => _handedOff.Task;
 
     /// <summary>
     /// Stops serving (a hand-off in progress is aborted: FIFO inputs resume) and removes the socket
-    /// file if it is still ours (same inode: a successor's server may have replaced it).
+    /// file if it is still ours (same inode: a successor's server may have replaced it) and nothing
+    /// was handed off (after a commit the path is the successor's).
     /// </summary>
     /// <returns>A task that completes when the server is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -155,13 +158,18 @@ public sealed class HandOffServer : IAsyncDisposable
         _stop.Cancel();
         _listen.Unregister(new ObjectDisposedException(nameof(HandOffServer)));
         await _loop.ConfigureAwait(false);
+
+        // After a commit the path is the successor's (its server replaces ours at any moment). Else
+        // it is removed if it is still our file, asked while our socket is open: until then its
+        // inode number cannot be given to another file.
+        bool ours = !_handedOff.Task.IsCompleted && Sys.Stat(_path, followLinks: false, out _, out ulong inode) == 0 && inode == _inode;
         _listen.Close();
         lock (_offers)
         {
             _successor?.Dispose();
         }
 
-        if (Sys.Stat(_path, followLinks: false, out _, out ulong inode) == 0 && inode == _inode)
+        if (ours)
         {
             Sys.Unlink(_path);
         }
@@ -332,6 +340,8 @@ public sealed class HandOffServer : IAsyncDisposable
         }
         catch (Exception e)
         {
+            // The successor must not take over after all: a commit it sends now is answered with this.
+            session.TrySend(HandOffChannel.Abort);
             HandOffChannel.Close(fds);
             foreach (FdConnection fifo in paused)
             {

@@ -161,15 +161,30 @@ public sealed class HandOffTakeover : IAsyncDisposable
 
     private async Task CommitCoreAsync()
     {
-        await _channel.SendAsync(HandOffChannel.Commit, _disposing.Token).ConfigureAwait(false);
+        try
+        {
+            await _channel.SendAsync(HandOffChannel.Commit, _disposing.Token).ConfigureAwait(false);
+        }
+        catch (PipeTransportException)
+        {
+            // The predecessor closed the socket: it died (ours now) or dropped us (its abort is queued).
+        }
+
         HandOffMessage? answer;
         try
         {
             answer = await _channel.ReceiveAsync(_disposing.Token).ConfigureAwait(false);
         }
-        catch (PipeTransportException)
+        catch (PipeTransportException e) when (e.Errno != Mono.Unix.Native.Errno.EPROTO)
         {
             answer = null; // reset: the predecessor is gone, it reads nothing any more
+        }
+
+        if (answer is { Type: HandOffChannel.Abort } abort)
+        {
+            HandOffChannel.Close(abort.Fds);
+            throw new PipeTransportException(Mono.Unix.Native.Errno.ECONNABORTED, "hand-off commit", _path,
+                "the predecessor dropped this hand-off (timeout or failure before the commit) and serves on");
         }
 
         bool exited = answer is null;
