@@ -55,8 +55,8 @@ internal sealed class BridgeHandOff : IAsyncDisposable
             }
             catch (PipeTransportException e)
             {
-                // The listener is ours either way: shared with the predecessor, or its last holder gone.
-                _log.Warning($"--handoff {_path}: the commit was not answered ({e.Message})");
+                // It dropped this hand-off (e.g. after its timeout) and serves on: do not serve next to it.
+                throw new BridgeFailure(address, $"--handoff {_path}: the running pipebridge kept {address} ({e.Message})", e);
             }
         }
         try

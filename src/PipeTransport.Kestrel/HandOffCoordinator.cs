@@ -129,7 +129,12 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
     {
         try
         {
-            await CommitAsync().ConfigureAwait(false);
+            if (!await CommitAsync().ConfigureAwait(false))
+            {
+                // The predecessor serves on: this instance stops rather than serve next to it.
+                _lifetime.StopApplication();
+                return;
+            }
             await ServeAsync().ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_disposing.IsCancellationRequested)
@@ -137,8 +142,12 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
         }
     }
 
-    /// <summary>Lets the predecessor go: it stops accepting on the sockets we share and drains.</summary>
-    private async Task CommitAsync()
+    /// <summary>
+    /// Lets the predecessor go: it stops accepting on the sockets we share and drains. False when it
+    /// refused the commit (it dropped this hand-off, e.g. after its timeout, and serves on) or did not
+    /// answer in time; true on a first start, on its answer, and when it is gone (the sockets are ours).
+    /// </summary>
+    private async Task<bool> CommitAsync()
     {
         Task<HandOffTakeover?>? pending;
         lock (_lock)
@@ -147,25 +156,26 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
         }
         if (pending is null || await pending.ConfigureAwait(false) is not { } takeover)
         {
-            return;
+            return true;
         }
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);
             timeout.CancelAfter(_options.Timeout);
             await takeover.CommitAsync(timeout.Token).ConfigureAwait(false);
-            string[] adopted;
-            lock (_lock)
-            {
-                adopted = [.. _adopted];
-            }
-            PipeTransportLog.HandOffTaken(_logger, _options.Path, adopted);
         }
         catch (Exception e) when (e is PipeTransportException or IOException || (e is OperationCanceledException && !_disposing.IsCancellationRequested))
         {
-            // The listeners are ours either way (shared with the predecessor, or its last holder gone).
-            PipeTransportLog.HandOffFailed(_logger, _options.Path, "the commit was not answered; serving on the listeners taken over", e);
+            PipeTransportLog.HandOffFailed(_logger, _options.Path, "the previous instance did not let go and serves on; stopping this instance", e);
+            return false;
         }
+        string[] adopted;
+        lock (_lock)
+        {
+            adopted = [.. _adopted];
+        }
+        PipeTransportLog.HandOffTaken(_logger, _options.Path, adopted);
+        return true;
     }
 
     /// <summary>Serves this server's own hand-off socket; when a successor commits, stops the application.</summary>
