@@ -33,7 +33,7 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
         _options = options;
         _lifetime = lifetime;
         _logger = logger;
-        lifetime.ApplicationStarted.Register(() => _started = Task.Run(OnStartedAsync));
+        lifetime.ApplicationStarted.Register(() => Volatile.Write(ref _started, Task.Run(OnStartedAsync)));
     }
 
     /// <summary>True once a successor committed: what this server listened on is the successor's now.</summary>
@@ -196,19 +196,28 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
             PipeTransportLog.HandOffServeFailed(_logger, _options.Path, e);
             return;
         }
-        lock (_lock)
+        try
         {
-            if (_disposed)
+            lock (_lock)
             {
-                _ = server.DisposeAsync().AsTask();
-                return;
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                foreach (var (name, listener) in _listeners)
+                {
+                    server.Offer(name, listener);
+                }
+                names = [.. _listeners.Select(l => l.Name)];
+                _server = server;
             }
-            _server = server;
-            foreach (var (name, listener) in _listeners)
+        }
+        catch (Exception e) when (e is ArgumentException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Stopping already, or a listener Kestrel has unbound: nothing to offer.
+            await server.DisposeAsync().ConfigureAwait(false);
+            if (e is not ObjectDisposedException)
             {
-                server.Offer(name, listener);
+                PipeTransportLog.HandOffServeFailed(_logger, _options.Path, e);
             }
-            names = [.. _listeners.Select(l => l.Name)];
+            return;
         }
         PipeTransportLog.HandOffServing(_logger, _options.Path, names);
 
@@ -233,7 +242,7 @@ internal sealed class HandOffCoordinator : IAsyncDisposable
             takeover = _takeover;
         }
         _disposing.Cancel();
-        await _started.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Volatile.Read(ref _started).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (server is not null)
         {
             await server.DisposeAsync().ConfigureAwait(false);
