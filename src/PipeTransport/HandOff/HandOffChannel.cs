@@ -152,11 +152,15 @@ internal sealed class HandOffChannel : IDisposable
         if (message.Type != type)
         {
             Close(message.Fds);
-            throw Malformed($"message type {message.Type} where {waitingFor} was expected");
+            throw message.Type == Abort ? Aborted() : Malformed($"message type {message.Type} where {waitingFor} was expected");
         }
 
         return message;
     }
+
+    /// <summary>The predecessor gave this hand-off up (its timeout, or a failure on its side) and serves on.</summary>
+    public PipeTransportException Aborted() =>
+        new(Errno.ECONNABORTED, "hand-off", _path, "the predecessor dropped this hand-off (timeout or failure before the commit) and serves on");
 
     public PipeTransportException Malformed(string detail) => new(Errno.EPROTO, "hand-off", _path, detail);
 

@@ -71,7 +71,7 @@ public static class HandOffClient
             if (offer.Value.Type != HandOffChannel.Offer)
             {
                 HandOffChannel.Close(offer.Value.Fds);
-                throw channel.Malformed($"message type {offer.Value.Type} where the offer was expected");
+                throw offer.Value.Type == HandOffChannel.Abort ? channel.Aborted() : channel.Malformed($"message type {offer.Value.Type} where the offer was expected");
             }
 
             fds.AddRange(offer.Value.Fds);
@@ -100,7 +100,7 @@ public static class HandOffClient
                 at += entry.FdCount;
             }
 
-            return new HandOffTakeover(channel, path, offered);
+            return new HandOffTakeover(channel, offered);
         }
         catch
         {

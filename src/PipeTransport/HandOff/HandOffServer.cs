@@ -57,7 +57,13 @@ public sealed class HandOffServer : IAsyncDisposable
 
         _ = SocketAddresses.UnixToNative(path); // ENAMETOOLONG names the path itself
         string directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/";
-        string temporary = Path.Combine(directory, $".handoff.{Environment.ProcessId}.{Random.Shared.Next():x}");
+        string temporary = Path.Combine(directory, $".ho{Environment.ProcessId:x}.{Random.Shared.Next():x}");
+        if (System.Text.Encoding.UTF8.GetByteCount(temporary) > SocketAddresses.MaxUnixPathBytes)
+        {
+            throw new PipeTransportException(Mono.Unix.Native.Errno.ENAMETOOLONG, "bind", path,
+                $"the temporary name the socket is bound to first ({temporary}) is longer than {SocketAddresses.MaxUnixPathBytes} bytes: use a shorter directory");
+        }
+
         byte[] address = SocketAddresses.UnixToNative(temporary);
 
         int fd = Sys.SeqPacketSocket();

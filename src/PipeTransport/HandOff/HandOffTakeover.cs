@@ -10,7 +10,6 @@ namespace PipeTransport.HandOff;
 public sealed class HandOffTakeover : IAsyncDisposable
 {
     private readonly HandOffChannel _channel;
-    private readonly string _path;
     private readonly Dictionary<string, (HandOffKind Kind, SafeFdHandle[] Fds)> _offered; // under itself; an entry leaves when taken
     private readonly TaskCompletionSource _predecessorExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _disposing = new();
@@ -19,10 +18,9 @@ public sealed class HandOffTakeover : IAsyncDisposable
     private bool _committed;
     private int _disposed;
 
-    internal HandOffTakeover(HandOffChannel channel, string path, Dictionary<string, (HandOffKind, SafeFdHandle[])> offered)
+    internal HandOffTakeover(HandOffChannel channel, Dictionary<string, (HandOffKind, SafeFdHandle[])> offered)
     {
         _channel = channel;
-        _path = path;
         _offered = offered;
         Names = [.. offered.Keys];
     }
@@ -183,8 +181,7 @@ public sealed class HandOffTakeover : IAsyncDisposable
         if (answer is { Type: HandOffChannel.Abort } abort)
         {
             HandOffChannel.Close(abort.Fds);
-            throw new PipeTransportException(Mono.Unix.Native.Errno.ECONNABORTED, "hand-off commit", _path,
-                "the predecessor dropped this hand-off (timeout or failure before the commit) and serves on");
+            throw _channel.Aborted();
         }
 
         bool exited = answer is null;
