@@ -14,6 +14,9 @@ public sealed class HandOffOptions
     /// <summary>The longest Unix socket path the kernel takes (<c>sun_path</c> is 108 bytes with its NUL).</summary>
     private const int MaxPathBytes = 107;
 
+    /// <summary>"/.ho" with the pid and a random number in hex, as HandOffServer names its socket before the rename.</summary>
+    private const int TemporaryNameBytes = 22;
+
     /// <summary>Sets the hand-off socket's path.</summary>
     /// <param name="path">
     /// The hand-off socket, in a directory that only the app's user can write (e.g. <c>/run/myapp/handoff.sock</c>).
@@ -28,10 +31,12 @@ public sealed class HandOffOptions
             throw new ArgumentException($"The hand-off socket path '{path.Replace("\0", "\\0", StringComparison.Ordinal)}' contains a NUL.", nameof(path));
         }
         string full = System.IO.Path.GetFullPath(path);
-        if (Encoding.UTF8.GetByteCount(full) > MaxPathBytes)
+        // The server binds a temporary name in the same directory first (HandOffServer.Start): it must fit too.
+        int bytes = Math.Max(Encoding.UTF8.GetByteCount(full), Encoding.UTF8.GetByteCount(System.IO.Path.GetDirectoryName(full) ?? "/") + TemporaryNameBytes);
+        if (bytes > MaxPathBytes)
         {
             throw new ArgumentException(
-                $"The hand-off socket path '{full}' is {Encoding.UTF8.GetByteCount(full)} bytes; a Unix socket path has at most {MaxPathBytes}.", nameof(path));
+                $"The hand-off socket path '{full}' is too long for a Unix socket: it and a {TemporaryNameBytes}-byte temporary name in its directory must fit in {MaxPathBytes} bytes.", nameof(path));
         }
         Path = full;
     }

@@ -32,6 +32,8 @@ public sealed class HandOffTests
         Assert.That(Assert.Throws<ArgumentException>(() => _ = new HandOffOptions("/run/a\0b"))!.Message, Does.Contain("NUL"));
         string tooLong = "/tmp/" + new string('x', 120);
         Assert.That(Assert.Throws<ArgumentException>(() => _ = new HandOffOptions(tooLong))!.Message, Does.Contain(tooLong).And.Contain("107"));
+        string deepDirectory = "/tmp/" + new string('d', 90) + "/h.sock";   // fits, but its temporary sibling would not
+        Assert.That(Assert.Throws<ArgumentException>(() => _ = new HandOffOptions(deepDirectory))!.Message, Does.Contain("temporary name"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new HandOffOptions("/tmp/h.sock").Timeout = TimeSpan.Zero);
         Assert.That(new HandOffOptions("h.sock").Path, Is.EqualTo(Path.Combine(Environment.CurrentDirectory, "h.sock")));
     }
