@@ -105,7 +105,13 @@ internal static class BridgeRunner
         await using (FdListener listener = handOff?.Listen(opener, options.First, ForkFdHeadroom) ?? opener.Listen(options.First, ForkFdHeadroom))
         {
             if (handOff is not null)
+            {
                 await handOff.ServeAsync(options.First, listener, cancellationToken).ConfigureAwait(false);
+                // Said when it happens, also in the middle of a single session (nothing awaits an accept then).
+                _ = handOff.HandedOff.ContinueWith(t => log.Notice($"--handoff {options.HandOff}: handed {options.First} over to pid "
+                    + $"{t.Result.Successor.ProcessId}; {sessions.Count} session(s) run to their end"),
+                    CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            }
             bool handedOver = false;
             try
             {
@@ -133,13 +139,7 @@ internal static class BridgeRunner
             }
             finally
             {
-                if (handedOver)
-                {
-                    HandOff.HandOffCommitted committed = await handOff!.HandedOff.WaitAsync(cancellationToken).ConfigureAwait(false);
-                    log.Notice($"--handoff {options.HandOff}: handed {options.First} over to pid {committed.Successor.ProcessId}; "
-                        + $"waiting for {sessions.Count} session(s) to end");
-                }
-                else
+                if (!handedOver && handOff?.HandedOff.IsCompleted != true)
                 {
                     foreach (FdConnection connection in active.Keys) connection.Abort();
                 }

@@ -94,6 +94,30 @@ public sealed partial class HandOffTests
         }
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task SingleSessionBridge_HandsOverWhileItsSessionRuns(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        var endPoint = new UnixDomainSocketEndPoint(dir["echo.sock"]);
+        string[] args = ["-d", "-d", "--handoff", dir["handoff.sock"], $"unix-listen:{dir["echo.sock"]}", "exec:cat"];
+        await using BridgeProcess old = BridgeProcess.Start(args);
+        await old.WaitLineAsync(Serving(), cancellationToken);
+        using var session = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await session.ConnectAsync(endPoint, cancellationToken);
+        await EchoLineAsync(session, "first\n", cancellationToken);
+
+        await using BridgeProcess successor = BridgeProcess.Start(args);
+        await successor.WaitLineAsync(Serving(), cancellationToken);
+        await old.WaitLineAsync(HandedOver(), cancellationToken);
+        await EchoLineAsync(session, "still the old one\n", cancellationToken);
+        session.Shutdown(SocketShutdown.Send);
+        Assert.That(await session.ReceiveAsync(new byte[16], cancellationToken), Is.Zero);
+        Assert.That(await old.WaitExitAsync(cancellationToken), Is.Zero, old.Stderr);
+
+        Assert.That(await EchoAsync(endPoint, "second\n", cancellationToken), Is.EqualTo("second\n"));
+        Assert.That(await successor.WaitExitAsync(cancellationToken), Is.Zero, successor.Stderr);
+    }
+
     /// <summary>Connects, sends <paramref name="line"/>, half-closes and reads the echo to its end.</summary>
     private static async Task<string> EchoAsync(EndPoint endPoint, string line, CancellationToken cancellationToken)
     {
