@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
@@ -84,6 +85,53 @@ public sealed class HandOffTests
         await old.WaitForAsync("handed-off", ct);
         Assert.That(await old.ExitCodeAsync(ct), Is.EqualTo(0));
         await EchoOnceAsync(new UnixDomainSocketEndPoint(unixPath), 3, ct);
+    }
+
+    /// <summary>The pause hook alone: bytes written while paused stay in the kernel; resume reads them, an end leaves them there.</summary>
+    [Test, CancelAfter(20_000)]
+    public async Task A_paused_input_reads_nothing_until_resumed_and_ends_where_it_stopped(CancellationToken ct)
+    {
+        (SafeFdHandle r, SafeFdHandle w) = Pipe();
+        using (w)
+        {
+            await using FdConnection connection = FdConnection.FromFd(r);
+            WriteOnce(w.Fd, new byte[] { 1, 2, 3 });
+            Assert.That(await ReadExactlyAsync(connection.Input, 3, ct), Is.EqualTo(new byte[] { 1, 2, 3 }));
+
+            Task<ReadResult> pending = connection.Input.ReadAsync(ct).AsTask(); // the loop waits for the fd
+            await connection.PauseInputAsync().WaitAsync(ct);
+            WriteOnce(w.Fd, new byte[] { 4, 5 });
+            using var dup = new SafeFdHandle(connection.DuplicateInputFd());
+            Assert.That(Sys.BytesAvailable(LinuxSyscalls.Instance, dup.Fd), Is.EqualTo(2), "paused: the bytes stay in the pipe");
+            connection.ResumeInput();
+            ReadResult resumed = await pending.WaitAsync(ct);
+            Assert.That(resumed.Buffer.ToArray(), Is.EqualTo(new byte[] { 4, 5 }));
+            connection.Input.AdvanceTo(resumed.Buffer.End);
+
+            await connection.PauseInputAsync().WaitAsync(ct);
+            WriteOnce(w.Fd, new byte[] { 6, 7, 8 });
+            connection.EndInputAtPause();
+            Assert.That(await ReadToEndAsync(connection.Input, ct), Is.Empty, "Input ends where reading stopped");
+            byte[] left = new byte[16];
+            Assert.That((int)ReadOnce(dup.Fd, left), Is.EqualTo(3), "what came after the pause is the successor's");
+        }
+    }
+
+    [Test, CancelAfter(20_000)]
+    public async Task Disposing_a_paused_connection_does_not_wait_for_the_resume(CancellationToken ct)
+    {
+        (SafeFdHandle r, SafeFdHandle w) = Pipe();
+        using (w)
+        {
+            FdConnection connection = FdConnection.FromFd(r);
+            WriteOnce(w.Fd, new byte[] { 1 });
+            Assert.That(await ReadExactlyAsync(connection.Input, 1, ct), Has.Length.EqualTo(1));
+            await connection.PauseInputAsync().WaitAsync(ct);
+            WriteOnce(w.Fd, new byte[] { 2 });
+            await connection.DisposeAsync().AsTask().WaitAsync(ct);
+            ReadResult end = await connection.Input.ReadAsync(ct);
+            Assert.That(end.IsCompleted, Is.True);
+        }
     }
 
     [Test, CancelAfter(20_000)]
