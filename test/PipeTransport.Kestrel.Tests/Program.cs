@@ -42,6 +42,24 @@ internal static class Program
         return await app.RunAsync();
     }
 
+    /// <summary>A child app's builder: no config reload, single-line console logs of warnings (and of the transport's information when asked).</summary>
+    private static WebApplicationBuilder ChildAppBuilder(bool transportInformation)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "PipeTransport.Kestrel.Tests",
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        if (transportInformation)
+        {
+            builder.Logging.AddFilter(PipeTransportLog.Category, LogLevel.Information);
+        }
+
+        return builder;
+    }
+
     /// <summary>
     /// Answers <c>GET /</c> with "hello" on 127.0.0.1 (any port), over PipeTransport or Kestrel's
     /// Sockets transport; prints <c>listening PORT</c>, logs warnings and errors (and the transport's
@@ -50,14 +68,7 @@ internal static class Program
     /// </summary>
     private static async Task<int> KestrelServerAsync(bool pipeTransport, int headroom)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ApplicationName = "PipeTransport.Kestrel.Tests",
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-        });
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-            .AddFilter(PipeTransportLog.Category, LogLevel.Information);
+        WebApplicationBuilder builder = ChildAppBuilder(transportInformation: true);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         if (pipeTransport)
         {
@@ -82,13 +93,7 @@ internal static class Program
     /// </summary>
     private static async Task<int> SocketActivatedServerAsync(bool useSystemd)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ApplicationName = "PipeTransport.Kestrel.Tests",
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-        });
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        WebApplicationBuilder builder = ChildAppBuilder(transportInformation: false);
         builder.WebHost.UsePipeTransport();
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -124,14 +129,7 @@ internal static class Program
     /// </summary>
     private static async Task<int> HandOffServerAsync(bool pipeTransport, string unixPath, int port, string handOffPath)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ApplicationName = "PipeTransport.Kestrel.Tests",
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-        });
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-            .AddFilter(PipeTransportLog.Category, LogLevel.Information);
+        WebApplicationBuilder builder = ChildAppBuilder(transportInformation: true);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, port);

@@ -55,7 +55,8 @@ internal static class ChildPrograms
         return 0;
     }
 
-    private static async Task EchoAsync(FdConnection connection)
+    /// <summary>Echoes until the peer half-closes, then half-closes; a reset ends it quietly.</summary>
+    internal static async Task EchoAsync(FdConnection connection)
     {
         await using (connection)
         {

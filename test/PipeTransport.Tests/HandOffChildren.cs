@@ -103,37 +103,7 @@ internal static class HandOffChildren
         {
             lock (connections)
             {
-                connections.Add(EchoAsync(connection));
-            }
-        }
-    }
-
-    private static async Task EchoAsync(FdConnection connection)
-    {
-        await using (connection)
-        {
-            try
-            {
-                while (true)
-                {
-                    ReadResult read = await connection.Input.ReadAsync();
-                    foreach (ReadOnlyMemory<byte> segment in read.Buffer)
-                    {
-                        await connection.Output.WriteAsync(segment);
-                    }
-
-                    connection.Input.AdvanceTo(read.Buffer.End);
-                    if (read.IsCompleted)
-                    {
-                        break;
-                    }
-                }
-
-                await connection.Output.CompleteAsync();
-            }
-            catch (IOException e)
-            {
-                Say($"echo failed: {e.Message}");
+                connections.Add(ChildPrograms.EchoAsync(connection));
             }
         }
     }
