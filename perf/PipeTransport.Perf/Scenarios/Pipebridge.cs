@@ -5,9 +5,10 @@ using PipeTransport.Perf.Harness;
 namespace PipeTransport.Perf.Scenarios;
 
 /// <summary>
-/// Runs the built <c>pipebridge.dll</c> (src/PipeTransport.Bridge, built with this harness through a
-/// ProjectReference of the same configuration; <c>PIPEBRIDGE_DLL</c> overrides the path) as its own
-/// process under the same <c>dotnet</c> host, so it is measured as a user would run it.
+/// Runs pipebridge as its own process, as a user would: the Native AOT binary it ships as
+/// (<see cref="NativePipebridge"/>), or the built <c>pipebridge.dll</c> (src/PipeTransport.Bridge, built with
+/// this harness through a ProjectReference of the same configuration; <c>PIPEBRIDGE_DLL</c> overrides the
+/// path) under the same <c>dotnet</c> host.
 /// </summary>
 internal static class Pipebridge
 {
@@ -17,12 +18,23 @@ internal static class Pipebridge
     public static string DllPath => Dll.Value;
 
     /// <summary>
-    /// Runs <c>pipebridge -u [-b SIZE] --engine ENGINE FROM TO</c> to completion and returns its CPU time
-    /// (user + system, start-up included); throws on a non-zero exit.
+    /// Runs the Native AOT <c>pipebridge -u [-b SIZE] --engine ENGINE FROM TO</c>, the binary as it ships
+    /// (<see cref="NativePipebridge"/>), to completion and returns its CPU time (user + system, start-up
+    /// included); throws on a non-zero exit.
     /// </summary>
-    public static async Task<TimeSpan> RunAsync(RunContext context, string engine, string from, string to, int blockSize = 0, string? dll = null)
+    public static Task<TimeSpan> RunAsync(RunContext context, string engine, string from, string to, int blockSize = 0) =>
+        RunMeasuredAsync(context, NativePipebridge.Path, [.. Arguments(context, engine, from, to, blockSize)]);
+
+    /// <summary>
+    /// <see cref="RunAsync"/> for <c>dotnet pipebridge.dll</c> (the NuGet tool's JIT form), or for the
+    /// <paramref name="dll"/> of another build.
+    /// </summary>
+    public static Task<TimeSpan> RunDllAsync(RunContext context, string engine, string from, string to, int blockSize = 0, string? dll = null) =>
+        RunMeasuredAsync(context, DotnetHost(), [dll ?? Dll.Value, .. Arguments(context, engine, from, to, blockSize)]);
+
+    private static List<string> Arguments(RunContext context, string engine, string from, string to, int blockSize)
     {
-        var arguments = new List<string> { dll ?? Dll.Value, "-u" };
+        var arguments = new List<string> { "-u" };
         blockSize = blockSize > 0 ? blockSize : context.Settings.BridgeBlockSize;
         if (blockSize > 0)
         {
@@ -30,7 +42,7 @@ internal static class Pipebridge
         }
 
         arguments.AddRange(["--engine", engine, from, to]);
-        return await RunMeasuredAsync(context, DotnetHost(), [.. arguments]);
+        return arguments;
     }
 
     /// <summary>Runs <paramref name="fileName"/> to completion and returns its CPU time; throws on a non-zero exit.</summary>

@@ -44,6 +44,8 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
     private long _turnQueuedWork;
     private long _handOffSuspendedUntil;
     private int _slowTurns;
+    // Continuations that gave the reactor thread back for one turn (see TryDeferToNextTurn); only that thread touches it.
+    private readonly Queue<Action> _deferred = new();
     private long _wakeUps; // written by whichever thread polls (one at a time), read by the metrics
     private long _events;
     private volatile bool _stopping;
@@ -183,10 +185,12 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
         {
             // After a wake-up that dispatched events, yield once and look again without blocking
             // (see YieldPolicy for when that pays and when the reactor stops doing it). After a
-            // hand-off the pool's turn did that before it gave the polling back.
-            int n = dispatched && !handedOff ? YieldThenLook(events) : 0;
+            // hand-off the pool's turn did that before it gave the polling back. With continuations
+            // deferred there is work to do: look without blocking.
+            bool deferred = _deferred.Count > 0;
+            int n = deferred ? events.Wait(_epoll.Fd, 0) : dispatched && !handedOff ? YieldThenLook(events) : 0;
 
-            if (n == 0)
+            if (n == 0 && !deferred)
             {
                 n = events.Wait(_epoll.Fd, -1);
             }
@@ -198,13 +202,20 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             }
 
             Dispatch(events, n);
-            handedOff = _handOff && dispatched && !_stopping && (!_suspendHandOffWhenSlow || Stopwatch.GetTimestamp() >= _handOffSuspendedUntil);
+            RunDeferred();
+            handedOff = _handOff && dispatched && _deferred.Count == 0 && !_stopping && (!_suspendHandOffWhenSlow || Stopwatch.GetTimestamp() >= _handOffSuspendedUntil);
             if (handedOff)
             {
                 // The pool polls until it finds nothing ready; this thread waits for its turn back.
                 QueuePoolTurn();
                 _pollingReturned.Wait();
             }
+        }
+
+        // Stopped with continuations still deferred: they finish on the pool (their waits see the closed fds).
+        while (_deferred.TryDequeue(out Action? continuation))
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: false);
         }
 
         TransportMetrics.RemoveReactor(this);
@@ -214,6 +225,86 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             // Under the lock Dispose signals the eventfd in, so it never writes to a closed fd number.
             _wake.Dispose();
             _epoll.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// On this reactor's own thread, queues <paramref name="continuation"/> to run after the fds that are
+    /// ready now have been dispatched: a long job (a splice copy) gives the other fds their turn without
+    /// leaving the thread, whose epoll then need not wake for every edge of the job's own fds. Returns false
+    /// anywhere else (another thread, or a thread-pool turn at polling).
+    /// </summary>
+    public static bool TryDeferToNextTurn(Action continuation)
+    {
+        EpollReactor? reactor = t_dispatching;
+        if (reactor is null || Thread.CurrentThread != reactor._thread || reactor._stopping)
+        {
+            return false;
+        }
+
+        reactor._deferred.Enqueue(continuation);
+        return true;
+    }
+
+    /// <summary>True on a thread that is dispatching a reactor's events or deferred continuations.</summary>
+    public static bool IsDispatching => t_dispatching is not null;
+
+    /// <summary>
+    /// Awaiting it gives the reactor thread to its other fds for one turn and continues after them on the
+    /// same thread (<see cref="TryDeferToNextTurn"/>), or on the thread pool when not on a reactor thread.
+    /// </summary>
+    public static NextTurnAwaitable NextTurn() => default;
+
+    /// <summary>See <see cref="NextTurn"/>.</summary>
+    internal readonly struct NextTurnAwaitable : System.Runtime.CompilerServices.ICriticalNotifyCompletion
+    {
+        public NextTurnAwaitable GetAwaiter() => this;
+
+        public bool IsCompleted => false;
+
+        public void GetResult()
+        {
+        }
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            if (!TryDeferToNextTurn(continuation))
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: false);
+            }
+        }
+    }
+
+    /// <summary>Runs the continuations deferred before this turn (not those they defer again: the next turn's).</summary>
+    private void RunDeferred()
+    {
+        if (_deferred.Count == 0)
+        {
+            return;
+        }
+
+        EpollReactor? outer = t_dispatching;
+        t_dispatching = this;
+        try
+        {
+            for (int count = _deferred.Count; count > 0; count--)
+            {
+                Action continuation = _deferred.Dequeue();
+                try
+                {
+                    continuation();
+                }
+                catch (Exception e)
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(static ex => throw ex, e, preferLocal: false);
+                }
+            }
+        }
+        finally
+        {
+            t_dispatching = outer;
         }
     }
 

@@ -189,9 +189,10 @@ public sealed class SpliceCopier : IDisposable
                     return BytesCopied - start;
                 if (_outcome == Outcome.Progress && onReactor)
                 {
-                    // A source that never runs dry must not hold the reactor's other fds up.
-                    onReactor = false;
-                    await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+                    // A source that never runs dry must not hold the reactor's other fds up: they get their
+                    // turn, then the copy goes on on the same thread (whose epoll so never sleeps through it).
+                    await Reactor.EpollReactor.NextTurn();
+                    onReactor = Reactor.EpollReactor.IsDispatching;
                 }
             }
         }
