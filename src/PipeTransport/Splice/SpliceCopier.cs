@@ -164,8 +164,9 @@ public sealed class SpliceCopier : IDisposable
         }
 
         // After a wait the loop runs on the reactor thread that saw the fd ready (splice never blocks,
-        // so there is no reason to hand each wake-up to the thread pool); it leaves that thread every
-        // callback's worth (at most 4 MiB) of uninterrupted progress, and before returning to the caller.
+        // so there is no reason to hand each wake-up to the thread pool); every callback's worth (at most
+        // 4 MiB) of uninterrupted progress it lets that reactor's other fds have a turn, and it leaves the
+        // thread before returning to the caller.
         bool onReactor = false;
         try
         {
