@@ -100,14 +100,20 @@ internal sealed class BridgeCommand
     private readonly Argument<string> _first = new("ADDRESS1") { Description = "First address (see Addresses below)" };
     private readonly Argument<string> _second = new("ADDRESS2") { Description = "Second address" };
 
-    public RootCommand Root { get; }
+    /// <summary>The command: a <see cref="RootCommand"/> (with --help, --version and directives) or a plain command without them.</summary>
+    public Command Root { get; }
 
-    public BridgeCommand()
+    /// <param name="withBuiltIns">
+    /// Build the <see cref="RootCommand"/>, whose --help and --version look up their localized descriptions
+    /// when made: a large share of a bridge's start-up. <see cref="MayAskForBuiltIn"/> says when it is needed.
+    /// </param>
+    public BridgeCommand(bool withBuiltIns = true)
     {
-        Root = new RootCommand(HelpText.Description)
-        {
-            _unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _handOff, _first, _second,
-        };
+        Root = withBuiltIns ? new RootCommand(HelpText.Description) : new Command(Program.Name, HelpText.Description);
+        foreach (Option option in (Option[])[_unidirectional, _reverse, _blockSize, _fork, _stats, _dumpText, _dumpHex, _debug, _idleTimeout, _halfCloseTimeout, _engine, _handOff])
+            Root.Options.Add(option);
+        Root.Arguments.Add(_first);
+        Root.Arguments.Add(_second);
         foreach (Option option in Root.Options)
         {
             if (option is HelpOption help && help.Action is HelpAction builtIn)
@@ -116,6 +122,15 @@ internal sealed class BridgeCommand
                 version.Aliases.Add("-V");
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="args"/> may ask for --help, --version or a directive, alone or bundled
+    /// (-uh), or name a response file (@FILE) that could: only then is the <see cref="RootCommand"/> built.
+    /// </summary>
+    public static bool MayAskForBuiltIn(string[] args) =>
+        args.Any(a => a is "--help" or "--version" or "/h" or "/?"
+            || (a.Length > 1 && a[0] == '-' && a[1] != '-' && a.AsSpan(1).IndexOfAny("h?V") >= 0)
+            || a.StartsWith('[') || a.StartsWith('@'));
 
     /// <summary>True when the parse selected --help or --version rather than a bridge.</summary>
     public static bool IsBuiltInAction(ParseResult parseResult) =>

@@ -62,8 +62,9 @@ internal sealed class Direction(
 
     private async Task SpliceAsync(CancellationToken cancellationToken)
     {
+        // What follows the copy (the half-close, disposal) is short and never blocks: it may run on the reactor.
         using var copier = new SpliceCopier(source.InputFd, destination.OutputFd, options.SpliceChunkSize,
-            sourceAddress.Text, destinationAddress.Text);
+            sourceAddress.Text, destinationAddress.Text) { CompletesOnReactor = true };
         _bytes = () => copier.BytesCopied;
         using IDisposable tracking = stats.Track(_bytes);
         try

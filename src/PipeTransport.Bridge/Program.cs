@@ -8,7 +8,7 @@ internal static class Program
 
     private static int Main(string[] args)
     {
-        var command = new BridgeCommand();
+        var command = new BridgeCommand(withBuiltIns: BridgeCommand.MayAskForBuiltIn(args));
         ParseResult parseResult = command.Root.Parse(args);
         // --help and --version run even when the addresses are missing.
         if (BridgeCommand.IsBuiltInAction(parseResult))

@@ -87,6 +87,24 @@ public sealed class PinnedBlockMemoryPoolTests
     }
 
     [Test, CancelAfter(10_000)]
+    public void The_timer_starts_with_the_first_cached_block_and_stops_at_disposal()
+    {
+        var pool = new PinnedBlockMemoryPool(BlockSize);
+        List<IMemoryOwner<byte>> rented = Rent(pool, 3);
+        Assert.That(pool.HasEvictionTimer, Is.False, "renting alone starts no timer (and no timer thread)");
+        Return(rented);
+        Assert.That(pool.HasEvictionTimer, Is.True);
+        pool.Dispose();
+        Assert.That(pool.HasEvictionTimer, Is.False);
+        Return(Rent(pool, 2));
+        Assert.That((pool.HasEvictionTimer, pool.CachedBlocks), Is.EqualTo((false, 0)), "a disposed pool caches nothing and starts no timer");
+
+        using var never = new PinnedBlockMemoryPool(BlockSize, evictionPeriod: Timeout.InfiniteTimeSpan);
+        Return(Rent(never, 2));
+        Assert.That((never.HasEvictionTimer, never.CachedBlocks), Is.EqualTo((false, 2)));
+    }
+
+    [Test, CancelAfter(10_000)]
     public void Disposal_lets_go_of_the_cache_and_the_pool_still_rents()
     {
         PinnedBlockMemoryPool pool = NewPool();

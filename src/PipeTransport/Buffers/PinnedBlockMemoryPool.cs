@@ -44,7 +44,7 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     private readonly ConcurrentQueue<PinnedBlock> _blocks = new();
     private readonly int _maxCached;
     private readonly bool _processWide;
-    private readonly Timer? _timer;
+    private Timer? _timer; // started by the first block cached: a pool that never caches one has no timer
     private int _cached;
     private int _lowWater; // the fewest blocks the cache held since the last eviction tick
     private bool _rentedSinceTick;
@@ -75,28 +75,6 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         EvictionPeriod = evictionPeriod;
         _maxCached = (int)Math.Min(int.MaxValue, maxCachedBytes / blockSize);
         _processWide = processWide;
-        if (evictionPeriod != Timeout.InfiniteTimeSpan)
-        {
-            // The timer holds the pool weakly: a pool nobody references is collected, and its timer with it.
-            // No execution context flows into it: it would keep whatever the creating caller's had.
-            bool suppress = !ExecutionContext.IsFlowSuppressed();
-            if (suppress)
-            {
-                ExecutionContext.SuppressFlow();
-            }
-
-            try
-            {
-                _timer = new Timer(OnEvictionTimer, new WeakReference<PinnedBlockMemoryPool>(this), evictionPeriod, evictionPeriod);
-            }
-            finally
-            {
-                if (suppress)
-                {
-                    ExecutionContext.RestoreFlow();
-                }
-            }
-        }
     }
 
     /// <summary>Bytes per block; also the largest buffer <see cref="Rent"/> gives.</summary>
@@ -118,6 +96,9 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     internal long Outstanding => Interlocked.Read(ref _outstanding);
 
     internal int CachedBlocks => Volatile.Read(ref _cached);
+
+    /// <summary>Whether the eviction timer runs (for tests).</summary>
+    internal bool HasEvictionTimer => Volatile.Read(ref _timer) is not null;
 
     /// <summary>The process-wide pool for a block size.</summary>
     internal static PinnedBlockMemoryPool ForBlockSize(int blockSize) =>
@@ -164,6 +145,10 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             {
                 Interlocked.Decrement(ref _cached); // disposal drained the cache meanwhile
             }
+            else if (_timer is null && EvictionPeriod != Timeout.InfiniteTimeSpan)
+            {
+                StartEvictionTimer();
+            }
         }
         else
         {
@@ -195,6 +180,36 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         return evicted;
     }
 
+    private void StartEvictionTimer()
+    {
+        // The timer holds the pool weakly: a pool nobody references is collected, and its timer with it.
+        // No execution context flows into it: it would keep whatever the returning caller's had.
+        bool suppress = !ExecutionContext.IsFlowSuppressed();
+        if (suppress)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        Timer timer;
+        try
+        {
+            timer = new Timer(OnEvictionTimer, new WeakReference<PinnedBlockMemoryPool>(this), EvictionPeriod, EvictionPeriod);
+        }
+        finally
+        {
+            if (suppress)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+
+        // One timer per pool; a disposal that ran meanwhile did not see this one, so it goes here.
+        if (Interlocked.CompareExchange(ref _timer, timer, null) is not null || _disposed)
+        {
+            timer.Dispose();
+        }
+    }
+
     private static void OnEvictionTimer(object? state)
     {
         if (((WeakReference<PinnedBlockMemoryPool>)state!).TryGetTarget(out PinnedBlockMemoryPool? pool))
@@ -217,7 +232,7 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         }
 
         _disposed = true;
-        _timer?.Dispose();
+        Interlocked.Exchange(ref _timer, null)?.Dispose();
         while (_blocks.TryDequeue(out _))
         {
             Interlocked.Decrement(ref _cached);

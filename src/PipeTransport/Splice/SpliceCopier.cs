@@ -120,6 +120,13 @@ public sealed class SpliceCopier : IDisposable
         return (int)n;
     }
 
+    /// <summary>
+    /// For callers inside the library whose code after the copy is short and never blocks (pipebridge,
+    /// whose copy engine runs on the reactor too): the copy completes on the reactor thread that
+    /// finished it, sparing the hop to the thread pool (and, in a process that had none, a pool thread).
+    /// </summary>
+    internal bool CompletesOnReactor { get; init; }
+
     /// <summary>True when the bytes go through an intermediate pipe (neither end is a pipe).</summary>
     public bool UsesIntermediatePipe => _bufferRead is not null;
 
@@ -201,7 +208,7 @@ public sealed class SpliceCopier : IDisposable
         {
             Volatile.Write(ref _running, 0);
             // The caller's continuation is its own code: never run it on a reactor thread.
-            if (onReactor)
+            if (onReactor && !CompletesOnReactor)
                 await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
     }
@@ -236,7 +243,7 @@ public sealed class SpliceCopier : IDisposable
         }
         finally
         {
-            if (onReactor)
+            if (onReactor && !CompletesOnReactor)
                 await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
     }
