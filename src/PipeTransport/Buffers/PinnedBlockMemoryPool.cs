@@ -203,8 +203,12 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             }
         }
 
-        // One timer per pool; a disposal that ran meanwhile did not see this one, so it goes here.
-        if (Interlocked.CompareExchange(ref _timer, timer, null) is not null || _disposed)
+        // One timer per pool. A disposal that ran meanwhile may not have seen this one: it goes here.
+        if (Interlocked.CompareExchange(ref _timer, timer, null) is not null)
+        {
+            timer.Dispose();
+        }
+        else if (_disposed && Interlocked.CompareExchange(ref _timer, null, timer) == timer)
         {
             timer.Dispose();
         }
