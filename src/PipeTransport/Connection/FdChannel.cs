@@ -33,6 +33,9 @@ internal sealed class FdChannel : Registration
 
     public FdKind Kind { get; }
 
+    /// <summary>The read end of a pipe or FIFO (opened read-only): its Input may read on demand.</summary>
+    public bool IsPipeReadEnd { get; private init; }
+
     /// <summary>Null for a non-pollable fd (blocking fallback).</summary>
     public Registration? Registration => _registered ? this : null;
 
@@ -121,6 +124,7 @@ internal sealed class FdChannel : Registration
             var channel = new FdChannel(handle, fd, kind, disposeHandle, name)
             {
                 _drainedByShortRead = kind == FdKind.Socket && Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_TYPE, out int type) == 0 && type == Libc.SOCK_STREAM,
+                IsPipeReadEnd = kind == FdKind.Pipe && (Sys.Fcntl(fd, Libc.F_GETFL, 0) & Libc.O_ACCMODE) == Libc.O_RDONLY,
             };
             if (!reactor.TryRegister(channel, out int error))
             {
@@ -210,6 +214,13 @@ internal sealed class FdChannel : Registration
             }
         }
     }
+
+    /// <inheritdoc/>
+    protected override void Rearm() => WithFd(this, null, static (channel, fd, _) =>
+    {
+        channel.Reactor?.Rearm(channel, fd);
+        return 0;
+    });
 
     private static FdKind KindOf(int fd)
     {

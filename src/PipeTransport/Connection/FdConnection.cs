@@ -545,6 +545,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         InputPause pause = Volatile.Read(ref _pause) ?? throw new InvalidOperationException($"Input of {_in.Name} is not paused.");
         pause.Resumed.TrySetResult(true); // PauseGate stays set: a loop that starts later ends at once too
         EnsureReceiving(); // a direction without a loop gets one, which ends at its first pause point
+        InputDemand?.Wake(); // a loop parked until the application reads goes to its pause point
         _in.Read.Signal(); // wakes a parked read or the loop's wait for the fd
     }
 
@@ -696,6 +697,19 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         await ReceiveLoopAsync().ConfigureAwait(false);
     }
 
+    /// <summary>The receive loop's demand gate when it reads on demand (a pipe's read end), else null.</summary>
+    internal ReceiveDemand? InputDemand => Volatile.Read(ref _extras) is { } extras ? Volatile.Read(ref extras.Demand) : null;
+
+    /// <summary>The receive loop reads ahead from now on (ReadAtLeastAsync, a streaming copy): epoll reports every edge again.</summary>
+    internal void ReadAhead()
+    {
+        if (InputDemand is { IsOff: false } demand)
+        {
+            _in.SetOneShotRead(false);
+            demand.TurnOff();
+        }
+    }
+
     /// <summary>Starts the receive loop unless it runs or Input ended.</summary>
     internal void EnsureReceiving()
     {
@@ -704,6 +718,12 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             _ = InputPipe;
             Extras extras = EnsureExtras(); // a connection that receives needs them anyway (and an idle one does not carry the field)
+            if (_in.IsPipeReadEnd && _in.Pollable && _options.ReadPipesOnDemand && extras.Demand is null)
+            {
+                Volatile.Write(ref extras.Demand, new ReceiveDemand());
+                _in.SetOneShotRead(true);
+            }
+
             extras.ReceiveTask = _in.Pollable ? ReceiveLoopAsync() : Task.Run(ReceiveLoopAsync);
         }
     }
@@ -737,6 +757,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                 }
 
                 _input!.Writer.CancelPendingFlush();
+                InputDemand?.Wake(); // a loop parked until the application reads sees the end
                 Volatile.Read(ref _pause)?.Resumed.TrySetResult(false); // a loop held at a hand-off pause sees the end
                 if (Volatile.Read(ref _extras)?.SpliceStop is { } spliceStop)
                 {
@@ -842,6 +863,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         bool probe = channel.Pollable;
         bool waitAfterShortRead = probe && channel.DrainedByShortRead && _options.Syscalls.ShortReadMeansDrained;
         bool mayHaveData = !probe;
+        ReceiveDemand? demand = InputDemand;
         try
         {
             while (Volatile.Read(ref _receiveState) == Running)
@@ -928,6 +950,14 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
                     if (result.IsCompleted || result.IsCanceled)
                     {
                         break;
+                    }
+
+                    if (demand is not null && !demand.IsOff)
+                    {
+                        // Read on demand: wait for the application to ask, then read at once (see ReceiveDemand).
+                        await demand.WaitAsync();
+                        mayHaveData = true;
+                        continue;
                     }
 
                     mayHaveData = n == memory.Length;
@@ -1315,5 +1345,6 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         public IConnectionObserver? Observer;
         public CancellationTokenSource? SpliceStop;
         public long SplicedBytes;
+        public ReceiveDemand? Demand;
     }
 }

@@ -50,6 +50,15 @@ public sealed class FdConnectionOptions
     public bool InlineTransportScheduling { get; set; } = true;
 
     /// <summary>
+    /// The Input of a pipe's or FIFO's read end reads on demand, Go's way: the receive loop does not read
+    /// ahead; a read of Input that finds nothing new runs the next read(2) on its own thread, and the reactor
+    /// is asked only when the fd is empty. A reader that keeps up with its writer then never waits for another
+    /// thread. Default true; false reads ahead on the reactor's thread, as sockets always do (a loop that
+    /// writes each block elsewhere may gain from reads that overlap its writes). See docs/semantics.md.
+    /// </summary>
+    public bool ReadPipesOnDemand { get; set; } = true;
+
+    /// <summary>
     /// With <see cref="InlineTransportScheduling"/>, a flush of <see cref="FdConnection.Output"/> that
     /// brings at least this many bytes wakes the send loop on a thread-pool thread instead of running
     /// it inside the application's <c>FlushAsync</c>: the application goes on producing while another

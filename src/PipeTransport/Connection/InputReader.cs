@@ -53,7 +53,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
         try
         {
-            return _pipe is { } pipe && !_ownResult ? pipe.ReadAsync(cancellationToken) : ReadWhileIdle(cancellationToken);
+            return _pipe is { } pipe && !_ownResult ? ReadPipe(pipe, cancellationToken) : ReadWhileIdle(cancellationToken);
         }
         catch
         {
@@ -98,6 +98,8 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
 
         try
         {
+            // A read that waits for more than one read(2) brings: the loop reads ahead from now on.
+            _connection.ReadAhead();
             return _pipe is { } pipe && !_ownResult ? pipe.ReadAtLeastAsync(minimumSize, cancellationToken) : ReadAtLeastWhileIdle(minimumSize, cancellationToken);
         }
         catch
@@ -266,7 +268,19 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
             Activate();
         }
 
-        return _pipe!.TryRead(out result);
+        if (_pipe!.TryRead(out result))
+        {
+            return true;
+        }
+
+        // Reading on demand: nothing is read until someone asks, so ask, then look again.
+        if (_connection.InputDemand is not { IsOff: false } demand)
+        {
+            return false;
+        }
+
+        demand.Demand();
+        return _pipe.TryRead(out result);
     }
 
     private ValueTask<ReadResult> ReadWhileIdle(CancellationToken cancellationToken)
@@ -299,7 +313,22 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         }
 
         Activate();
-        return _pipe!.ReadAsync(cancellationToken);
+        return ReadPipe(_pipe!, cancellationToken);
+    }
+
+    /// <summary>
+    /// A read of the pipe; when it finds nothing and the loop reads on demand, the loop reads now, here
+    /// (<see cref="ReceiveDemand"/>), and the read usually returns completed.
+    /// </summary>
+    private ValueTask<ReadResult> ReadPipe(PipeReader pipe, CancellationToken cancellationToken)
+    {
+        ValueTask<ReadResult> read = pipe.ReadAsync(cancellationToken);
+        if (!read.IsCompleted)
+        {
+            _connection.InputDemand?.Demand();
+        }
+
+        return read;
     }
 
     /// <summary>
@@ -398,6 +427,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
             Activate();
         }
 
+        _connection.ReadAhead(); // the pipe's own copy loop reads it: the receive loop reads ahead
         return _pipe!;
     }
 
@@ -420,6 +450,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
             _pipe!.AdvanceTo(first.Buffer.Start);
         }
 
+        _connection.ReadAhead(); // the loop started above: it reads ahead for this read
         return await _pipe!.ReadAtLeastAsync(minimumSize, cancellationToken).ConfigureAwait(false);
     }
 

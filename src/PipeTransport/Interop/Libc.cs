@@ -53,6 +53,7 @@ internal static unsafe partial class Libc
     public const int O_RDONLY = 0;
     public const int O_WRONLY = 1;
     public const int O_RDWR = 2;
+    public const int O_ACCMODE = 3;
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
     public const int O_NOCTTY = 0x100;
@@ -99,12 +100,14 @@ internal static unsafe partial class Libc
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
+    public const int EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x001;
     public const uint EPOLLOUT = 0x004;
     public const uint EPOLLERR = 0x008;
     public const uint EPOLLHUP = 0x010;
     public const uint EPOLLRDHUP = 0x2000;
     public const uint EPOLLET = 1u << 31;
+    public const uint EPOLLONESHOT = 1u << 30;
 
     // eventfd
     public const int EFD_CLOEXEC = 0x80000;

@@ -471,6 +471,13 @@ internal static unsafe class Sys
         return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_ADD, fd, ev));
     }
 
+    public static int EpollMod(int epfd, int fd, uint events, ulong data)
+    {
+        byte* ev = stackalloc byte[16];
+        EpollEvent.Write(ev, events, data);
+        return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_MOD, fd, ev));
+    }
+
     public static int EpollDel(int epfd, int fd)
     {
         byte* ev = stackalloc byte[16];

@@ -144,8 +144,7 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
             Volatile.Write(ref _table[index], registration);
         }
 
-        ulong token = ((ulong)registration.Generation << 32) | (uint)registration.Index;
-        error = Sys.EpollAdd(_epoll.Fd, registration.Fd, Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET, token);
+        error = Sys.EpollAdd(_epoll.Fd, registration.Fd, registration.Events, registration.Token);
         if (error < 0)
         {
             Release(registration);
@@ -155,6 +154,9 @@ internal sealed class EpollReactor : IDisposable, IThreadPoolWorkItem
         error = 0;
         return true;
     }
+
+    /// <summary>Arms a one-shot registration again; the caller holds the fd open. An edge pending now is reported at once.</summary>
+    internal void Rearm(Registration registration, int fd) => Sys.EpollMod(_epoll.Fd, fd, registration.Events, registration.Token);
 
     internal void Remove(Registration registration)
     {

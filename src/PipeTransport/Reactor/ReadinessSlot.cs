@@ -71,6 +71,7 @@ internal class ReadinessSlot : IValueTaskSource
                 continue;
             }
 
+            OnParked();
             if (cancellationToken.CanBeCanceled)
             {
                 (_cancellation ??= new StrongBox<CancellationTokenRegistration>()).Value = cancellationToken.UnsafeRegister(
@@ -122,6 +123,11 @@ internal class ReadinessSlot : IValueTaskSource
                 return;
             }
         }
+    }
+
+    /// <summary>A waiter has just parked (the slot is Waiting): an edge from now on reaches it.</summary>
+    protected virtual void OnParked()
+    {
     }
 
     /// <summary>Closes the slot for good: the waiter and every later wait fail with <paramref name="reason"/> (default: ObjectDisposedException).</summary>

@@ -19,6 +19,23 @@ internal abstract class Registration : ReadinessSlot
 
     public int Fd { get; }
 
+    private volatile bool _oneShotRead;
+
+    /// <summary>
+    /// Registered for reading only, with <c>EPOLLONESHOT</c> (a pipe's read end read on demand): epoll reports
+    /// one edge, then nothing until a reader parks and re-arms it. A pipe wakes its epoll waiter on every
+    /// write, waited for or not; a reader that reads on its own thread until <c>EAGAIN</c> has no use for those.
+    /// </summary>
+    public bool OneShotRead => _oneShotRead;
+
+    /// <summary>The epoll data word of this registration (index and generation).</summary>
+    public ulong Token => ((ulong)Generation << 32) | (uint)Index;
+
+    /// <summary>The events asked of epoll.</summary>
+    public uint Events => OneShotRead
+        ? Libc.EPOLLIN | Libc.EPOLLRDHUP | Libc.EPOLLET | Libc.EPOLLONESHOT
+        : Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET;
+
     public int Index { get; private set; }
 
     public uint Generation { get; private set; }
@@ -49,6 +66,28 @@ internal abstract class Registration : ReadinessSlot
         Index = index;
         Generation = generation;
     }
+
+    /// <summary>Switches between one-shot reading and every edge both ways; epoll reports what is ready now either way.</summary>
+    internal void SetOneShotRead(bool oneShot)
+    {
+        if (_oneShotRead != oneShot)
+        {
+            _oneShotRead = oneShot;
+            Rearm();
+        }
+    }
+
+    /// <summary>A one-shot registration is armed again for the reader that just parked.</summary>
+    protected override void OnParked()
+    {
+        if (OneShotRead)
+        {
+            Rearm();
+        }
+    }
+
+    /// <summary>Asks epoll for <see cref="Events"/> again (<c>EPOLL_CTL_MOD</c>) while the fd is surely open.</summary>
+    protected abstract void Rearm();
 
     /// <summary>Reactor thread: dispatches one epoll event.</summary>
     internal void OnEvents(uint events)
