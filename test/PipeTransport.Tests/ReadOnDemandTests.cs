@@ -18,7 +18,7 @@ public sealed class ReadOnDemandTests
         var (read, write) = FdTestHelpers.Pipe();
         var options = new FdConnectionOptions { ReadPipesOnDemand = onDemand };
         await using FdConnection reader = FdConnection.FromFd(read, options), writer = FdConnection.FromFd(write, options);
-        Assert.That((reader.InputChannel.IsPipeReadEnd, writer.InputChannel.IsPipeReadEnd), Is.EqualTo((true, false)));
+        Assert.That((reader.InputChannel.IsPipeReadEnd(), writer.InputChannel.IsPipeReadEnd()), Is.EqualTo((true, false)));
         Assert.That(reader.InputChannel.OneShotRead, Is.False, "nothing read yet: the fd belongs to InputFd");
 
         Assert.That((int)FdTestHelpers.WriteOnce(write.Fd, new byte[] { 1, 2, 3 }), Is.EqualTo(3));
@@ -37,7 +37,7 @@ public sealed class ReadOnDemandTests
 
         var (a, b) = SocketPair();
         await using FdConnection socket = FdConnection.FromFd(a);
-        Assert.That(socket.InputChannel.IsPipeReadEnd, Is.False);
+        Assert.That(socket.InputChannel.IsPipeReadEnd(), Is.False);
         b.Dispose();
     }
 

@@ -33,8 +33,10 @@ internal sealed class FdChannel : Registration
 
     public FdKind Kind { get; }
 
-    /// <summary>The read end of a pipe or FIFO (opened read-only): its Input may read on demand.</summary>
-    public bool IsPipeReadEnd { get; private init; }
+    /// <summary>Whether this is the read end of a pipe or FIFO (opened read-only), whose Input may read on demand; asks the kernel.</summary>
+    public bool IsPipeReadEnd() =>
+        Kind == FdKind.Pipe && WithFd(this, null, static (_, fd, _) => Sys.Fcntl(fd, Libc.F_GETFL, 0)) is int flags and >= 0
+        && (flags & Libc.O_ACCMODE) == Libc.O_RDONLY;
 
     /// <summary>Null for a non-pollable fd (blocking fallback).</summary>
     public Registration? Registration => _registered ? this : null;
@@ -124,7 +126,6 @@ internal sealed class FdChannel : Registration
             var channel = new FdChannel(handle, fd, kind, disposeHandle, name)
             {
                 _drainedByShortRead = kind == FdKind.Socket && Sys.GetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_TYPE, out int type) == 0 && type == Libc.SOCK_STREAM,
-                IsPipeReadEnd = kind == FdKind.Pipe && (Sys.Fcntl(fd, Libc.F_GETFL, 0) & Libc.O_ACCMODE) == Libc.O_RDONLY,
             };
             if (!reactor.TryRegister(channel, out int error))
             {

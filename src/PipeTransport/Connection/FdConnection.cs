@@ -718,7 +718,7 @@ public sealed class FdConnection : IDuplexPipe, IAsyncDisposable
         {
             _ = InputPipe;
             Extras extras = EnsureExtras(); // a connection that receives needs them anyway (and an idle one does not carry the field)
-            if (_in.IsPipeReadEnd && _in.Pollable && _options.ReadPipesOnDemand && extras.Demand is null)
+            if (_options.ReadPipesOnDemand && _in.Pollable && extras.Demand is null && _in.IsPipeReadEnd())
             {
                 Volatile.Write(ref extras.Demand, new ReceiveDemand());
                 _in.SetOneShotRead(true);
