@@ -274,7 +274,7 @@ internal sealed class InputReader : PipeReader, IValueTaskSource<ReadResult>
         }
 
         // Reading on demand: nothing is read until someone asks, so ask, then look again.
-        if (_connection.InputDemand is not { IsOff: false } demand)
+        if (_connection.InputDemand is not { } demand)
         {
             return false;
         }

@@ -464,18 +464,15 @@ internal static unsafe class Sys
         }
     }
 
-    public static int EpollAdd(int epfd, int fd, uint events, ulong data)
-    {
-        byte* ev = stackalloc byte[16];
-        EpollEvent.Write(ev, events, data);
-        return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_ADD, fd, ev));
-    }
+    public static int EpollAdd(int epfd, int fd, uint events, ulong data) => EpollSet(epfd, Libc.EPOLL_CTL_ADD, fd, events, data);
 
-    public static int EpollMod(int epfd, int fd, uint events, ulong data)
+    public static int EpollMod(int epfd, int fd, uint events, ulong data) => EpollSet(epfd, Libc.EPOLL_CTL_MOD, fd, events, data);
+
+    private static int EpollSet(int epfd, int op, int fd, uint events, ulong data)
     {
         byte* ev = stackalloc byte[16];
         EpollEvent.Write(ev, events, data);
-        return (int)Result(Libc.EpollCtl(epfd, Libc.EPOLL_CTL_MOD, fd, ev));
+        return (int)Result(Libc.EpollCtl(epfd, op, fd, ev));
     }
 
     public static int EpollDel(int epfd, int fd)
