@@ -79,13 +79,13 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
     }
 
     /// <summary>
-    /// The connection options as the user left them; when the reactor settings ask for the server's own
-    /// group and no group was given, a copy of them on that group (the user's object is not changed).
+    /// The connection options as the user left them when they name a reactor group; otherwise a copy of
+    /// them on the server's own group (the user's object is not changed).
     /// </summary>
     internal FdConnectionOptions GetConnectionOptions()
     {
         FdConnectionOptions options = _options.ConnectionOptions;
-        return options.ReactorGroup is null && GetReactorGroup() is { } own ? WithReactorGroup(options.Clone(), own) : options;
+        return options.ReactorGroup is null ? WithReactorGroup(options.Clone(), GetReactorGroup()) : options;
     }
 
     /// <summary>
@@ -130,17 +130,13 @@ internal sealed class PipeTransportFactory : IConnectionListenerFactory, IConnec
         return options;
     }
 
-    /// <summary>The server's own reactor group, or null for the shared <see cref="ReactorGroup.Default"/>.</summary>
-    internal ReactorGroup? GetReactorGroup()
+    /// <summary>The server's own reactor group, started on first use.</summary>
+    internal ReactorGroup GetReactorGroup()
     {
-        if (_options.ReactorCount <= 0 && _options.ReactorsYieldBeforeWaiting && _options.ReactorPolling == ReactorPolling.Auto)
-        {
-            return null;
-        }
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            int count = _options.ReactorCount > 0 ? _options.ReactorCount : Environment.ProcessorCount;
+            int count = _options.ReactorCount > 0 ? _options.ReactorCount : PipeTransportOptions.DefaultReactorCount;
             return _reactorGroup ??= new ReactorGroup(count, _options.ReactorsYieldBeforeWaiting, _options.ReactorPolling);
         }
     }

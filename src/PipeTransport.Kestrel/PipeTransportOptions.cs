@@ -10,25 +10,31 @@ namespace PipeTransport.Kestrel;
 public sealed class PipeTransportOptions
 {
     /// <summary>
-    /// Number of epoll reactor threads serving this server's connections. 0 (the default) shares the
-    /// process-wide <see cref="ReactorGroup.Default"/> (one reactor per processor); a positive count gives
-    /// the server its own <see cref="ReactorGroup"/>, stopped when the host is disposed.
+    /// Number of epoll reactor threads serving this server's connections, in the server's own
+    /// <see cref="ReactorGroup"/>, stopped when the host is disposed. 0 (the default) is <see cref="DefaultReactorCount"/>.
     /// </summary>
     public int ReactorCount { get; set; }
+
+    /// <summary>
+    /// The reactors a server gets when <see cref="ReactorCount"/> is 0: one per two processors, at least one.
+    /// A reactor only moves bytes and the thread pool runs Kestrel, so the reactors need fewer CPUs than
+    /// the application; one per CPU splits the connections into sets that each wait while their reactor's
+    /// CPU runs another thread, which lengthens the latency tail under load.
+    /// </summary>
+    public static int DefaultReactorCount => Math.Max(1, Environment.ProcessorCount / 2);
 
     /// <summary>
     /// Whether the reactors yield their CPU once before they block in <c>epoll_wait</c> (see
     /// <see cref="ReactorGroup.YieldsBeforeWaiting"/>). Default true, as the shared default group does:
     /// more requests per second under load, but a request can wait while the client's or the app's
-    /// threads use their slice. False favours tail latency; it gives the server its own
-    /// <see cref="ReactorGroup"/> (<see cref="ReactorCount"/> reactors, or one per processor when that is 0).
+    /// threads use their slice. False favours tail latency at low concurrency, for fewer requests per second.
     /// </summary>
     public bool ReactorsYieldBeforeWaiting { get; set; } = true;
 
     /// <summary>
     /// Who polls the reactors' epoll fds after a wake-up (see <see cref="PipeTransport.ReactorPolling"/>).
     /// <see cref="ReactorPolling.Auto"/> (the default) decides by the processor count, as the shared
-    /// default group does; any other value gives the server its own <see cref="ReactorGroup"/>.
+    /// default group does.
     /// </summary>
     public ReactorPolling ReactorPolling { get; set; } = ReactorPolling.Auto;
 

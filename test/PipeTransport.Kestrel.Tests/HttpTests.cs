@@ -308,34 +308,29 @@ public sealed class HttpTests
         Assert.That(ids, Has.Length.EqualTo(50));
     }
 
-    [TestCase(0, true, ReactorPolling.Auto, null, null)]
-    [TestCase(0, false, ReactorPolling.Auto, -1, false)]
-    [TestCase(3, true, ReactorPolling.Auto, 3, true)]
-    [TestCase(3, false, ReactorPolling.Auto, 3, false)]
-    [TestCase(0, true, ReactorPolling.HandOffToThreadPool, -1, true)]
-    [TestCase(0, true, ReactorPolling.DedicatedThread, -1, true)]
-    [TestCase(2, false, ReactorPolling.HandOffToThreadPool, 2, false)]
+    [TestCase(0, true, ReactorPolling.Auto)]
+    [TestCase(0, false, ReactorPolling.Auto)]
+    [TestCase(3, true, ReactorPolling.Auto)]
+    [TestCase(3, false, ReactorPolling.Auto)]
+    [TestCase(0, true, ReactorPolling.HandOffToThreadPool)]
+    [TestCase(0, true, ReactorPolling.DedicatedThread)]
+    [TestCase(2, false, ReactorPolling.HandOffToThreadPool)]
     [CancelAfter(10_000)]
-    public void ReactorOptions_PickTheSharedGroupOrTheServersOwn(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling, int? expectedCount, bool? expectedYield)
+    public void ReactorOptions_ShapeTheServersOwnGroup(int reactorCount, bool yieldBeforeWaiting, ReactorPolling polling)
     {
         var options = new PipeTransportOptions { ReactorCount = reactorCount, ReactorsYieldBeforeWaiting = yieldBeforeWaiting, ReactorPolling = polling };
         using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
 
-        ReactorGroup? group = factory.GetReactorGroup();
-
-        if (expectedCount is null)
-        {
-            Assert.That(group, Is.Null, "the shared ReactorGroup.Default");
-            return;
-        }
+        ReactorGroup group = factory.GetReactorGroup();
 
         Assert.Multiple(() =>
         {
-            Assert.That(group, Is.Not.Null.And.Not.SameAs(ReactorGroup.Default));
-            Assert.That(group!.Count, Is.EqualTo(expectedCount == -1 ? Environment.ProcessorCount : expectedCount));
-            Assert.That(group.YieldsBeforeWaiting, Is.EqualTo(expectedYield));
+            Assert.That(group, Is.Not.SameAs(ReactorGroup.Default));
+            Assert.That(group.Count, Is.EqualTo(reactorCount > 0 ? reactorCount : Math.Max(1, Environment.ProcessorCount / 2)));
+            Assert.That(group.YieldsBeforeWaiting, Is.EqualTo(yieldBeforeWaiting));
             Assert.That(group.Polling, Is.EqualTo(polling == ReactorPolling.Auto ? ReactorGroup.Default.Polling : polling));
             Assert.That(factory.GetReactorGroup(), Is.SameAs(group), "one group per server");
+            Assert.That(factory.GetConnectionOptions().ReactorGroup, Is.SameAs(group), "its connections run on it");
         });
     }
 

@@ -36,19 +36,9 @@ public class OptionsTests
     }
 
     [Test, CancelAfter(5000)]
-    public void The_factory_uses_the_connection_options_as_they_are()
+    public void A_server_uses_a_copy_of_the_connection_options_on_its_own_reactors()
     {
         var options = new PipeTransportOptions();
-        options.ConnectionOptions.BufferSize = 16 * 1024;
-        using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
-
-        Assert.That(factory.GetConnectionOptions(), Is.SameAs(options.ConnectionOptions));
-    }
-
-    [Test, CancelAfter(5000)]
-    public void A_server_with_its_own_reactors_uses_a_copy_of_the_connection_options_on_them()
-    {
-        var options = new PipeTransportOptions { ReactorCount = 1 };
         options.ConnectionOptions.BufferSize = 16 * 1024;
         using var factory = new PipeTransportFactory(Microsoft.Extensions.Options.Options.Create(options));
 

@@ -33,6 +33,7 @@ internal sealed class KestrelLoadScenario(KestrelLoad load) : IScenario, IAsyncD
         new(KestrelTransports.DisplayName(KestrelTransports.PipeNoYield), c => RunAsync(c, KestrelTransports.PipeNoYield), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeDedicated), c => RunAsync(c, KestrelTransports.PipeDedicated), Extra: true),
         new(KestrelTransports.DisplayName(KestrelTransports.PipeHandOff), c => RunAsync(c, KestrelTransports.PipeHandOff), Extra: true),
+        new(KestrelTransports.DisplayName(KestrelTransports.PipeReactorPerCpu), c => RunAsync(c, KestrelTransports.PipeReactorPerCpu), Extra: true),
     ];
 
     private async Task<Sample> RunAsync(RunContext context, string transport)

@@ -61,6 +61,9 @@ internal static class KestrelServer
             case KestrelTransports.PipeNoCoalesce:
                 builder.WebHost.UsePipeTransport(o => o.ConnectionOptions.CoalesceFlushes = false);
                 break;
+            case KestrelTransports.PipeReactorPerCpu:
+                builder.WebHost.UsePipeTransport(o => o.ReactorCount = Environment.ProcessorCount);
+                break;
             case KestrelTransports.PipeHandOff:
                 builder.WebHost.UsePipeTransport(o => o.ReactorPolling = ReactorPolling.HandOffToThreadPool);
                 break;

@@ -19,6 +19,8 @@ internal static class KestrelTransports
 
     public const string PipeNoCoalesce = "pipe-no-coalesce";
 
+    public const string PipeReactorPerCpu = "pipe-reactor-per-cpu";
+
     public static string DisplayName(string transport) => transport switch
     {
         Pipe => "UsePipeTransport()",
@@ -29,6 +31,7 @@ internal static class KestrelTransports
         PipeDedicated => "UsePipeTransport(ReactorPolling = DedicatedThread)",
         PipeHandOff => "UsePipeTransport(ReactorPolling = HandOffToThreadPool)",
         PipeNoCoalesce => "UsePipeTransport(ConnectionOptions.CoalesceFlushes = false)",
+        PipeReactorPerCpu => "UsePipeTransport(ReactorCount = processor count)",
         _ => transport,
     };
 }
