@@ -175,6 +175,62 @@ public sealed class ReadOnDemandTests
         Assert.That(received, Is.EqualTo(data));
     }
 
+    /// <summary>
+    /// The end of the direction wakes the loop parked for demand; a wake-up that comes while the loop is
+    /// between its flush and its park (it saw the direction running just before) is kept, not lost.
+    /// </summary>
+    [Test, CancelAfter(10_000)]
+    public async Task AWakeUpBeforeTheLoopParksIsKept(CancellationToken ct)
+    {
+        var demand = new ReceiveDemand();
+        demand.Wake();
+        ValueTask early = demand.WaitAsync();
+        Assert.That(early.IsCompleted, Is.True, "the wake-up that came before the park was lost");
+        await early;
+
+        ValueTask parked = demand.WaitAsync();
+        Assert.That(parked.IsCompleted, Is.False, "one wake-up lets the loop through once");
+        demand.Wake();
+        await parked.AsTask().WaitAsync(ct);
+
+        demand.Demand();
+        demand.Wake(); // already demanded: one pass through, not two
+        await demand.WaitAsync();
+        Assert.That(demand.WaitAsync().IsCompleted, Is.False);
+        demand.TurnOff();
+    }
+
+    /// <summary>
+    /// The application aborts the connection as soon as a read that waited for the fd completes, while the
+    /// receive loop is on its way from that flush to its park: disposal ends every time. Inline, the abort
+    /// runs inside the loop's flush; on the thread pool it races it.
+    /// </summary>
+    [TestCase(true, 50), TestCase(false, 500), CancelAfter(60_000)]
+    public async Task AnAbortRightAfterAReadNeverLeavesTheLoopParked(bool inlineApplication, int rounds, CancellationToken ct)
+    {
+        var options = new FdConnectionOptions { ApplicationScheduler = inlineApplication ? PipeScheduler.Inline : PipeScheduler.ThreadPool };
+        for (int i = 0; i < rounds; i++)
+        {
+            var (read, write) = FdTestHelpers.Pipe();
+            using (write)
+            {
+                FdConnection connection = FdConnection.FromFd(read, options);
+                PipeReader input = connection.Input;
+                Assert.That((int)FdTestHelpers.WriteOnce(write.Fd, new byte[] { 1 }), Is.EqualTo(1));
+                ReadResult first = await input.ReadAsync(ct); // read on demand, inline: the loop parks after it
+                input.AdvanceTo(first.Buffer.End);
+
+                ValueTask<ReadResult> pending = input.ReadAsync(ct); // nothing in the kernel: the loop waits for the fd
+                Assert.That((int)FdTestHelpers.WriteOnce(write.Fd, new byte[] { 2 }), Is.EqualTo(1));
+                ReadResult second = await pending;
+                connection.Abort();
+                input.AdvanceTo(second.Buffer.End);
+                await connection.DisposeAsync().AsTask().WaitAsync(ct);
+                await Task.Yield(); // off the reactor thread an inline continuation ran on
+            }
+        }
+    }
+
     private static (SafeFdHandle A, SafeFdHandle B) SocketPair()
     {
         int r = Mono.Unix.Native.Syscall.socketpair(Mono.Unix.Native.UnixAddressFamily.AF_UNIX, Mono.Unix.Native.UnixSocketType.SOCK_STREAM, 0, out int a, out int b);

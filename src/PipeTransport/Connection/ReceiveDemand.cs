@@ -13,7 +13,7 @@ namespace PipeTransport.Connection;
 internal sealed class ReceiveDemand : IValueTaskSource
 {
     private const int Idle = 0;     // the loop runs, or is about to park
-    private const int Demanded = 1; // a read found Input empty while the loop was not parked
+    private const int Demanded = 1; // a read found Input empty, or the loop was woken, while it was not parked
     private const int Parked = 2;   // the loop waits for a read to ask
     private const int Off = 3;      // read ahead from now on
 
@@ -90,12 +90,30 @@ internal sealed class ReceiveDemand : IValueTaskSource
         }
     }
 
-    /// <summary>The direction ends, or a hand-off needs the loop: a parked loop resumes on the thread pool to see it.</summary>
+    /// <summary>
+    /// The direction ends, or a hand-off needs the loop: a parked loop resumes on the thread pool to see it.
+    /// A loop that is about to park (it checked its state before the caller changed it) finds the wake-up
+    /// waiting as a demand and does not park.
+    /// </summary>
     public void Wake()
     {
-        if (Interlocked.CompareExchange(ref _state, Idle, Parked) == Parked)
+        while (true)
         {
-            Resume(inline: false);
+            int state = Volatile.Read(ref _state);
+            if (state is Off or Demanded)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _state, state == Parked ? Idle : Demanded, state) == state)
+            {
+                if (state == Parked)
+                {
+                    Resume(inline: false);
+                }
+
+                return;
+            }
         }
     }
 
