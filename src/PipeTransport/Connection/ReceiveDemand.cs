@@ -53,33 +53,7 @@ internal sealed class ReceiveDemand : IValueTaskSource
     }
 
     /// <summary>A read found Input empty: a parked loop runs here, on the caller's thread, until it parks again or waits for the fd.</summary>
-    public void Demand()
-    {
-        while (true)
-        {
-            int state = Volatile.Read(ref _state);
-            if (state is Off or Demanded)
-            {
-                return;
-            }
-
-            if (state == Idle)
-            {
-                if (Interlocked.CompareExchange(ref _state, Demanded, Idle) == Idle)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            if (Interlocked.CompareExchange(ref _state, Idle, Parked) == Parked)
-            {
-                Resume(inline: true);
-                return;
-            }
-        }
-    }
+    public void Demand() => Ask(inline: true);
 
     /// <summary>Read ahead from now on; a parked loop resumes on the thread pool.</summary>
     public void TurnOff()
@@ -95,7 +69,10 @@ internal sealed class ReceiveDemand : IValueTaskSource
     /// A loop that is about to park (it checked its state before the caller changed it) finds the wake-up
     /// waiting as a demand and does not park.
     /// </summary>
-    public void Wake()
+    public void Wake() => Ask(inline: false);
+
+    /// <summary>Resumes a parked loop, or leaves a demand for the loop that is about to park.</summary>
+    private void Ask(bool inline)
     {
         while (true)
         {
@@ -109,7 +86,7 @@ internal sealed class ReceiveDemand : IValueTaskSource
             {
                 if (state == Parked)
                 {
-                    Resume(inline: false);
+                    Resume(inline);
                 }
 
                 return;
