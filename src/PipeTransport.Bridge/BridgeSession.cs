@@ -57,11 +57,12 @@ internal static class BridgeSession
             {
                 timeout = await WatchAsync(running, directions, options, cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
             {
-                // Stopped (SIGINT/SIGTERM): the directions see the same token; let them end first.
+                // Stopped (SIGINT/SIGTERM): the directions see the same token, and --fork aborts their
+                // connections too, so a direction may end in the abort's error instead: either is the stop.
                 await Task.WhenAll(running).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
-                throw;
+                throw new OperationCanceledException(cancellationToken);
             }
             if (timeout is not null)
             {
@@ -76,7 +77,7 @@ internal static class BridgeSession
         {
             // The timeout ended the session: what the aborted directions threw is no failure.
         }
-        catch when (firstError is not null)
+        catch when (firstError is not null && !cancellationToken.IsCancellationRequested)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(firstError);
         }

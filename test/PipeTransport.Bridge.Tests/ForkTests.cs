@@ -46,6 +46,52 @@ public sealed class ForkTests(string engine)
         await echoing;
     }
 
+    /// <summary>
+    /// SIGTERM with every session open and idle: the stop aborts their connections while their engines see
+    /// the stop, and whichever comes first, a session ends without reporting an error. A race: several rounds.
+    /// </summary>
+    [Test, CancelAfter(90_000)]
+    public async Task AStopWithSessionsOpenReportsNoError(CancellationToken cancellationToken)
+    {
+        using var dir = new TempDir();
+        string echoPath = dir["echo.sock"];
+        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
+        echoServer.Listen(128);
+        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task echoing = EchoServerAsync(echoServer, stopEcho.Token);
+
+        for (int round = 0; round < 12; round++)
+        {
+            await using var bridge = BridgeProcess.Start("--fork", "--engine", engine, "-d", "-d", "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+            int port = await bridge.WaitTcpPortAsync(cancellationToken);
+            var clients = new List<Socket>();
+            try
+            {
+                for (int i = 0; i < 64; i++)
+                {
+                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    clients.Add(socket);
+                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
+                    await socket.SendAsync(new byte[] { (byte)i }, cancellationToken);
+                    byte[] echoed = new byte[1];
+                    Assert.That(await socket.ReceiveAsync(echoed, cancellationToken), Is.EqualTo(1)); // the session is bridging
+                }
+
+                bridge.Signal(Signum.SIGTERM);
+                Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(143), bridge.Stderr);
+                Assert.That(bridge.Stderr, Does.Not.Contain("pipebridge: tcp"), $"round {round}: a session reported the stop as an error");
+            }
+            finally
+            {
+                clients.ForEach(c => c.Dispose());
+            }
+        }
+
+        stopEcho.Cancel();
+        await echoing;
+    }
+
     internal static async Task EchoServerAsync(Socket listener, CancellationToken cancellationToken)
     {
         var connections = new List<Task>();
