@@ -14,17 +14,12 @@ public sealed class FdLimitTests
     public async Task ForkAtTheFdLimitWaitsWithoutSpinningAndServesTheBacklogOnceFdsAreFree(string engine, CancellationToken ct)
     {
         using var dir = new TempDir();
-        string echoPath = dir["echo.sock"];
-        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
-        echoServer.Listen(512);
-        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        Task echoing = ForkTests.EchoServerAsync(echoServer, stopEcho.Token);
+        await using var echo = new UnixEchoServer(dir["echo.sock"], 512, ct);
 
         // --fork keeps room for the connections it is setting up too (BridgeRunner.ForkFdHeadroom).
         const int limit = 512;
         await using FdExhaustion bridge = FdExhaustion.Start(limit, "dotnet",
-            BridgeProcess.DllPath, "--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+            BridgeProcess.DllPath, "--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echo.Path}");
         string address = await bridge.WaitLineAsync("listening on ", ct);
         int port = int.Parse(address[(address.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
 
@@ -37,8 +32,7 @@ public sealed class FdLimitTests
         Mono.Unix.Native.Syscall.kill(bridge.Pid, Mono.Unix.Native.Signum.SIGTERM);
         Assert.That(await bridge.StopAsync(ct), Is.EqualTo(143), bridge.Output);
         Assert.That(bridge.Output, Does.Not.Contain("pipebridge: tcp"), "no connection failed");
-        stopEcho.Cancel();
-        await echoing;
+        await echo.StopAsync();
     }
 
     private static async Task EchoAsync(Socket client, CancellationToken ct)

@@ -17,14 +17,9 @@ public sealed class ForkTests(string engine)
     public async Task FiftyConcurrentClientsThroughTcpToUnixEcho(CancellationToken cancellationToken)
     {
         using var dir = new TempDir();
-        string echoPath = dir["echo.sock"];
-        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
-        echoServer.Listen(128);
-        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task echoing = EchoServerAsync(echoServer, stopEcho.Token);
+        await using var echo = new UnixEchoServer(dir["echo.sock"], 128, cancellationToken);
 
-        await using var bridge = BridgeProcess.Start("--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        await using var bridge = BridgeProcess.Start("--fork", "-d", "-d", "--engine", engine, "tcp-listen:127.0.0.1:0", $"unix:{echo.Path}");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         await Task.WhenAll(Enumerable.Range(0, Clients).Select(async client =>
@@ -42,8 +37,7 @@ public sealed class ForkTests(string engine)
         bridge.Signal(Signum.SIGTERM);
         Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(143), bridge.Stderr);
         Assert.That(bridge.Stderr, Does.Not.Contain("pipebridge: tcp"), "no connection reported an error");
-        stopEcho.Cancel();
-        await echoing;
+        await echo.StopAsync();
     }
 
     /// <summary>
@@ -54,16 +48,11 @@ public sealed class ForkTests(string engine)
     public async Task AStopWithSessionsOpenReportsNoError(CancellationToken cancellationToken)
     {
         using var dir = new TempDir();
-        string echoPath = dir["echo.sock"];
-        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
-        echoServer.Listen(128);
-        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task echoing = EchoServerAsync(echoServer, stopEcho.Token);
+        await using var echo = new UnixEchoServer(dir["echo.sock"], 128, cancellationToken);
 
         for (int round = 0; round < 12; round++)
         {
-            await using var bridge = BridgeProcess.Start("--fork", "--engine", engine, "-d", "-d", "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+            await using var bridge = BridgeProcess.Start("--fork", "--engine", engine, "-d", "-d", "tcp-listen:127.0.0.1:0", $"unix:{echo.Path}");
             int port = await bridge.WaitTcpPortAsync(cancellationToken);
             var clients = new List<Socket>();
             try
@@ -88,34 +77,6 @@ public sealed class ForkTests(string engine)
             }
         }
 
-        stopEcho.Cancel();
-        await echoing;
-    }
-
-    internal static async Task EchoServerAsync(Socket listener, CancellationToken cancellationToken)
-    {
-        var connections = new List<Task>();
-        try
-        {
-            while (true)
-            {
-                Socket accepted = await listener.AcceptAsync(cancellationToken);
-                connections.Add(Task.Run(async () =>
-                {
-                    using (accepted)
-                    {
-                        byte[] buffer = new byte[64 * 1024];
-                        int n;
-                        while ((n = await accepted.ReceiveAsync(buffer, cancellationToken)) > 0)
-                            await accepted.SendAsync(buffer.AsMemory(0, n), cancellationToken);
-                        accepted.Shutdown(SocketShutdown.Send);
-                    }
-                }, cancellationToken));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        await Task.WhenAll(connections);
+        await echo.StopAsync();
     }
 }

@@ -56,13 +56,8 @@ public sealed partial class SocatParityTests
     public async Task StatsOfAnIdleForkServerAreQuiet(CancellationToken cancellationToken)
     {
         using var dir = new TempDir();
-        string echoPath = dir["echo.sock"];
-        using var echoServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        echoServer.Bind(new UnixDomainSocketEndPoint(echoPath));
-        echoServer.Listen();
-        using var stopEcho = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task echoing = ForkTests.EchoServerAsync(echoServer, stopEcho.Token);
-        await using var bridge = BridgeProcess.Start("--fork", "--stats", "tcp-listen:127.0.0.1:0", $"unix:{echoPath}");
+        await using var echo = new UnixEchoServer(dir["echo.sock"], 512, cancellationToken);
+        await using var bridge = BridgeProcess.Start("--fork", "--stats", "tcp-listen:127.0.0.1:0", $"unix:{echo.Path}");
         int port = await bridge.WaitTcpPortAsync(cancellationToken);
 
         using (var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
@@ -78,8 +73,7 @@ public sealed partial class SocatParityTests
         await Task.Delay(TimeSpan.FromSeconds(3.5), cancellationToken);
         bridge.Signal(Signum.SIGTERM);
         Assert.That(await bridge.WaitExitAsync(cancellationToken), Is.EqualTo(143), bridge.Stderr);
-        stopEcho.Cancel();
-        await echoing;
+        await echo.StopAsync();
 
         // "pipebridge: 10 B 0:00:02 [5 B/s] 0 open, 1 closed": all but the clock and the rate must change.
         string[] states = bridge.Stderr.Split('\n')
