@@ -23,8 +23,8 @@ internal static class SoakReport
         string dir = settings.OutDirectory;
         WriteCsv(Path.Combine(dir, "soak.csv"), "seconds,phase,rss_bytes,fds,threads,gc_heap_bytes,heap_at_last_gc_bytes",
             samples.Select(s => string.Create(Inv, $"{s.Seconds:0.0},{s.Phase},{s.Rss},{s.Fds},{s.Threads},{s.GcHeap},{s.HeapAtLastGc}")));
-        WriteCsv(Path.Combine(dir, "soak-checkpoints.csv"), "cycle,seconds,rss_bytes,fds,threads,live_heap_bytes,connections,fds_not_held_by_a_connection",
-            checkpoints.Select(c => string.Create(Inv, $"{c.Cycle},{c.Seconds:0.0},{c.Rss},{c.Fds},{c.Threads},{c.LiveHeap},{c.Connections},{c.UnownedFds}")));
+        WriteCsv(Path.Combine(dir, "soak-checkpoints.csv"), "cycle,seconds,rss_bytes,fds,threads,live_heap_bytes,connections,fds_not_held_by_a_connection,pool_cached_bytes",
+            checkpoints.Select(c => string.Create(Inv, $"{c.Cycle},{c.Seconds:0.0},{c.Rss},{c.Fds},{c.Threads},{c.LiveHeap},{c.Connections},{c.UnownedFds},{c.PoolCached}")));
 
         var failures = new List<string>();
         string plot = Path.Combine(dir, "soak.png");

@@ -125,7 +125,7 @@ internal sealed class SoakRun
             await CountSteadyAsync(steady);
             _phase = SoakPhase.Normal;
             string seen = checkpoint is null ? "no checkpoint" : FormattableString.Invariant(
-                $"RSS {SoakVerdict.Mib(checkpoint.Rss)}, fds {checkpoint.Fds} ({checkpoint.UnownedFds} not held by a connection), threads {checkpoint.Threads}, heap after a full GC {SoakVerdict.Mib(checkpoint.LiveHeap)}");
+                $"RSS {SoakVerdict.Mib(checkpoint.Rss)}, fds {checkpoint.Fds} ({checkpoint.UnownedFds} not held by a connection), threads {checkpoint.Threads}, heap after a full GC {SoakVerdict.Mib(checkpoint.LiveHeap)} ({SoakVerdict.Mib(checkpoint.PoolCached)} of it cached by the pool)");
             string recovered = period.RecoverySeconds is { } r ? FormattableString.Invariant($"served again {r:0.00} s after the release") : "NOT served again";
             Log(FormattableString.Invariant(
                 $"cycle {cycle} t={_ledger.Now:0}s: {seen}; fd limit: peak {period.PeakFds}/{_settings.FdLimit} fds with {period.Opened} idle connections, {recovered}; FIFO {feeder.VerifiedTransfers} transfers verified; {_ledger.UnexpectedCount} unexpected errors"));
@@ -148,7 +148,7 @@ internal sealed class SoakRun
                 (long)SoakVerdict.Median(window.Select(s => (double)s.Rss)),
                 (int)SoakVerdict.Median(window.Select(s => (double)s.Fds)),
                 (int)SoakVerdict.Median(window.Select(s => (double)s.Threads)),
-                seen.LiveHeap, seen.Connections, seen.UnownedFds);
+                seen.LiveHeap, seen.Connections, seen.UnownedFds, seen.PoolCached);
             _checkpoints.Add(checkpoint);
             return checkpoint;
         }

@@ -19,9 +19,10 @@ namespace PipeTransport.Perf.Soak;
 /// Everything it has to say goes to stdout, one line each (no fd is needed for that at the fd limit):
 /// <c>ready PORT</c>; every second <c>stat GC_HEAP HEAP_AT_LAST_GC CLIENT_ABORTS</c>; <c>fifo-done K BYTES</c>
 /// or <c>fifo-error K ERRNO MESSAGE</c> after FIFO conversation K is disposed; <c>app-error</c> and
-/// <c>log</c> lines for what it did not expect. Stdin: <c>fifo</c> opens the next FIFO conversation; <c>gc</c> runs a full blocking collection and answers <c>live HEAP FDS CONNECTIONS FIFO_FDS</c>
-/// (the managed heap that survived, its open fds, the connections Kestrel serves and the FIFO
-/// conversation's fds, all of one moment); EOF stops it.
+/// <c>log</c> lines for what it did not expect. Stdin: <c>fifo</c> opens the next FIFO conversation; <c>gc</c> runs a full blocking collection and answers <c>live HEAP FDS CONNECTIONS FIFO_FDS POOL_CACHED</c>
+/// (the managed heap that survived, its open fds, the connections Kestrel serves, the FIFO
+/// conversation's fds and the bytes of the blocks the transport's pool keeps for reuse, all of one
+/// moment); EOF stops it.
 /// </summary>
 internal static class SoakServer
 {
@@ -78,8 +79,9 @@ internal static class SoakServer
                 GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
                 // One fd is the directory being listed.
                 int fds = Directory.EnumerateFileSystemEntries("/proc/self/fd").Count() - 1;
+                long poolCached = (new FdConnectionOptions().MemoryPool as PinnedBlockMemoryPool)?.CachedBytes ?? 0;
                 Say(string.Create(CultureInfo.InvariantCulture,
-                    $"live {GC.GetTotalMemory(forceFullCollection: false)} {fds} {Interlocked.Read(ref s_connections)} {2 * Volatile.Read(ref s_fifoOpen)}"));
+                    $"live {GC.GetTotalMemory(forceFullCollection: false)} {fds} {Interlocked.Read(ref s_connections)} {2 * Volatile.Read(ref s_fifoOpen)} {poolCached}"));
             }
             else if (command == "fifo")
             {

@@ -9,7 +9,8 @@ namespace PipeTransport.Perf.Soak;
 /// <param name="Fds">Its open fds at that moment.</param>
 /// <param name="Connections">Connections Kestrel was serving at that moment.</param>
 /// <param name="FifoFds">Fds of the FIFO conversation open at that moment (0 or 2).</param>
-internal sealed record ServerCheckpoint(long LiveHeap, int Fds, int Connections, int FifoFds)
+/// <param name="PoolCached">Bytes of the blocks the transport's shared pool kept for reuse at that moment (part of <paramref name="LiveHeap"/>).</param>
+internal sealed record ServerCheckpoint(long LiveHeap, int Fds, int Connections, int FifoFds, long PoolCached)
 {
     /// <summary>Fds no connection accounts for: what a leak of fds makes grow.</summary>
     public int UnownedFds => Fds - Connections - FifoFds;
@@ -141,9 +142,9 @@ internal sealed class SoakServerProcess : IAsyncDisposable
                 Interlocked.Exchange(ref _heapAtLastGc, long.Parse(words[2], inv));
                 Interlocked.Exchange(ref _clientAborts, long.Parse(words[3], inv));
                 break;
-            case "live" when words.Length == 5:
+            case "live" when words.Length == 6:
                 _live.Writer.TryWrite(new ServerCheckpoint(
-                    long.Parse(words[1], inv), int.Parse(words[2], inv), int.Parse(words[3], inv), int.Parse(words[4], inv)));
+                    long.Parse(words[1], inv), int.Parse(words[2], inv), int.Parse(words[3], inv), int.Parse(words[4], inv), long.Parse(words[5], inv)));
                 break;
             case "fifo-done":
                 Interlocked.Increment(ref _fifoConversations);
