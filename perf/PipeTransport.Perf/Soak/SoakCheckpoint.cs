@@ -5,11 +5,4 @@ namespace PipeTransport.Perf.Soak;
 /// the same loads, before the fd-limit period. RSS, fds and threads are medians of the last samples
 /// (<see cref="SoakSettings.CheckpointWindow"/>); the heap and the fd split come from the server itself.
 /// </summary>
-internal sealed record SoakCheckpoint(int Cycle, double Seconds, long Rss, int Fds, int Threads, long LiveHeap, int Connections, int UnownedFds, long PoolCached)
-{
-    /// <summary>
-    /// The heap that survived less the blocks the pool keeps for reuse: those follow the load of the last
-    /// seconds and the pool's eviction tick, not the work done, and a block that leaks is not among them.
-    /// </summary>
-    public long HeapLessPoolCache => LiveHeap - PoolCached;
-}
+internal sealed record SoakCheckpoint(int Cycle, double Seconds, long Rss, int Fds, int Threads, long LiveHeap, int Connections, int UnownedFds, long PoolCached);
